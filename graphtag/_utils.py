@@ -1,0 +1,75 @@
+"""Small shared helpers: seeded generators, device resolution, environment versions."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+
+import numpy as np
+import torch
+
+from .errors import GraphtagError
+
+__all__ = ["derive_seed", "numpy_generator", "resolve_device", "torch_generator", "versions"]
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """Derive an independent 63-bit seed from ``seed`` and any number of keys.
+
+    Used to give every stochastic component (split of task 3, projection block 7, subset sampler,
+    ...) its own stream without touching global RNG state.
+    """
+    h = hashlib.blake2b(repr((int(seed), *keys)).encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "little") & ((1 << 63) - 1)
+
+
+def torch_generator(
+    seed: int, *keys: object, device: str | torch.device = "cpu"
+) -> torch.Generator:
+    """A private :class:`torch.Generator` seeded from ``derive_seed(seed, *keys)``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(derive_seed(seed, *keys))
+    return g
+
+
+def numpy_generator(seed: int, *keys: object) -> np.random.Generator:
+    """A private :class:`numpy.random.Generator` seeded from ``derive_seed(seed, *keys)``."""
+    return np.random.default_rng(derive_seed(seed, *keys))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into CUDA when available (else CPU) and validate explicit devices."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise GraphtagError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GraphtagError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    return dev
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, graphtag and the main libraries, for reports."""
+    from ._version import __version__
+
+    out = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "graphtag": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    for mod in ("torch_geometric", "scipy", "sklearn", "cvxpy"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except Exception:
+                continue
+        out[mod] = getattr(m, "__version__", "unknown")
+    return out

@@ -1,0 +1,1 @@
+"""graphtag.baselines (under construction)."""

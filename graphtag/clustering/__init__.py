@@ -1,0 +1,1 @@
+"""graphtag.clustering (under construction)."""

@@ -1,0 +1,80 @@
+"""Per-task stratified train/validation/test masks."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._utils import torch_generator
+from ..errors import GraphtagError
+
+__all__ = ["per_task_split"]
+
+
+def _split_counts(n: Tensor, ratios: tuple[float, float, float]) -> tuple[Tensor, Tensor]:
+    """Number of train and validation items out of ``n`` (per task and class).
+
+    Rounds to nearest; when a class has at least 3 members, train and validation get at least one
+    each; with 1 or 2 members, train gets the first one and validation the second.
+    """
+    r_train, r_val, _ = ratios
+    n_train = torch.round(n * r_train).long()
+    n_val = torch.round(n * r_val).long()
+    small = n < 3
+    n_train = torch.where(small, (n >= 1).long(), n_train.clamp(min=1))
+    n_val = torch.where(small, (n >= 2).long(), n_val.clamp(min=1))
+    return n_train, n_val
+
+
+def per_task_split(
+    y: Tensor,
+    ratios: tuple[float, float, float] = (0.2, 0.2, 0.6),
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Split every task's positives and negatives separately into train/val/test.
+
+    Each task gets its own random permutation (seeded from ``seed`` only), so a node can be a
+    training node for one task and a test node for another. Vectorised over tasks: one sort of
+    random keys per call, no Python loop over tasks or nodes.
+
+    Args:
+        y: Labels, shape ``[N, T]``, values in {0, 1}.
+        ratios: Fractions for train, validation and test (summing to 1).
+        seed: Seed of the split.
+
+    Returns:
+        Boolean masks ``(train, val, test)``, each ``[N, T]``, disjoint and covering every node
+        for every task.
+
+    Example:
+        >>> y = torch.tensor([[1.0], [0.0], [1.0], [0.0], [1.0]])
+        >>> tr, va, te = per_task_split(y, seed=0)
+        >>> bool((tr | va | te).all() and not (tr & va).any())
+        True
+    """
+    if y.dim() != 2:
+        raise GraphtagError(f"labels must have shape [N, T], got {tuple(y.shape)}")
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise GraphtagError(
+            f"split ratios must be three non-negative numbers summing to 1, got {ratios}"
+        )
+    num_nodes, num_tasks = y.shape
+    pos = y > 0.5
+    gen = torch_generator(seed, "per_task_split")
+    keys = torch.rand(num_nodes, num_tasks, generator=gen)
+    # Sort each column by (class, random key): positives first, in random order.
+    order = torch.argsort(keys - 2.0 * pos.to(keys.dtype), dim=0)
+    n_pos = pos.sum(0)
+    n_neg = num_nodes - n_pos
+    rank = torch.empty_like(order)
+    rank.scatter_(0, order, torch.arange(num_nodes).unsqueeze(1).expand(-1, num_tasks))
+    # Rank within the node's own class.
+    within = torch.where(pos, rank, rank - n_pos.unsqueeze(0))
+    tr_p, va_p = _split_counts(n_pos, ratios)
+    tr_n, va_n = _split_counts(n_neg, ratios)
+    n_tr = torch.where(pos, tr_p.unsqueeze(0), tr_n.unsqueeze(0))
+    n_va = torch.where(pos, va_p.unsqueeze(0), va_n.unsqueeze(0))
+    train = within < n_tr
+    val = (within >= n_tr) & (within < n_tr + n_va)
+    test = ~(train | val)
+    return train, val, test

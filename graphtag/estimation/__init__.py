@@ -1,0 +1,1 @@
+"""graphtag.estimation (under construction)."""

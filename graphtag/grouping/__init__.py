@@ -1,0 +1,1 @@
+"""graphtag.grouping (under construction)."""

@@ -1,0 +1,1 @@
+"""graphtag.loader (under construction)."""

@@ -1,0 +1,1 @@
+"""graphtag.metrics (under construction)."""

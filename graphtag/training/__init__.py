@@ -1,0 +1,1 @@
+"""graphtag.training (under construction)."""

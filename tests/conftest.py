@@ -1,0 +1,46 @@
+"""Shared pytest configuration: markers, device selection and seeding."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+    parser.addoption("--rundataset", action="store_true", help="run tests marked dataset")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_slow = pytest.mark.skip(reason="slow: use --runslow")
+    skip_data = pytest.mark.skip(reason="needs prepared real datasets: use --rundataset")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "dataset" in item.keywords and not config.getoption("--rundataset"):
+            item.add_marker(skip_data)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """Device for tests, from ``GRAPHTAG_TEST_DEVICE`` (default ``cpu``)."""
+    return torch.device(os.environ.get("GRAPHTAG_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHTAG_CACHE", str(tmp_path_factory.getbasetemp() / "graphtag-cache"))
