@@ -1,0 +1,479 @@
+"""Pipeline stages over one run directory, each reused when its manifest matches.
+
+Stages and their outputs (all in the run directory):
+
+=============  =====================================================  ==========================
+stage          outputs                                                 key (besides the dataset)
+=============  =====================================================  ==========================
+``base``       ``base_model.pt``, ``base.json``                       train config, seed
+``features``   ``features.npz``                                        + estimator projection
+``affinity``   ``affinity.npy``, ``subsets.json``,                    + estimator config, method
+               ``subset_losses.csv``
+``groups``     ``groups.json``                                         + num_groups, grouping
+evaluation     ``models/<hash>.npy`` (logits of each finished model)   per model
+=============  =====================================================  ==========================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from .._utils import derive_seed, resolve_device, versions
+from ..artifacts import (
+    StageStore,
+    atomic_write,
+    file_sha256,
+    hash_object,
+    load_json,
+    load_npz,
+    load_state_dict,
+    save_json,
+    save_npy,
+    save_npz,
+    save_state_dict,
+)
+from ..data import embedded_path, load_dataset, parse_spec, task_warnings
+from ..errors import GraphtagError
+from ..models import build_model, prepare_inputs
+from ..training import TrainConfig, fit_model, predict
+from ._config import RunConfig
+
+__all__ = ["Run", "dataset_key"]
+
+log = logging.getLogger("graphtag")
+
+
+def dataset_key(spec: str, split_seed: int) -> dict[str, Any]:
+    """What a loaded dataset depends on: the spec, content hashes of its files, the split seed."""
+    parsed = parse_spec(spec)
+    files: dict[str, str] = {}
+    if parsed.name == "blogcatalog":
+        files["blogcatalog.mat"] = file_sha256(embedded_path("blogcatalog.mat"))
+    elif parsed.name == "wikipedia-pos":
+        for f in ("wikipedia-pos.edges", "wikipedia-pos.cmty"):
+            files[f] = file_sha256(embedded_path(f))
+    else:
+        for arg in parsed.args:
+            p = Path(arg)
+            if p.is_file():
+                files[arg] = file_sha256(p)
+    return {"spec": parsed.text, "files": files, "split_seed": split_seed}
+
+
+class Run:
+    """One pipeline run in ``out`` (created), reusing finished stages.
+
+    Args:
+        out: Run directory.
+        config: The resolved configuration.
+        progress: Show progress bars.
+        restart: Forget every finished stage first.
+    """
+
+    def __init__(
+        self, out: str | Path, config: RunConfig, *, progress: bool = True, restart: bool = False
+    ) -> None:
+        self.out = Path(out)
+        if restart and self.out.exists():
+            for p in list(self.out.glob("*.manifest.json")):
+                p.unlink()
+            shutil.rmtree(self.out / "models", ignore_errors=True)
+        self.store = StageStore(self.out)
+        self.config = config
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.reused: list[str] = []
+        self._data: Data | None = None
+        self._inputs: Any = None
+        self._base: nn.Module | None = None
+        self.device = resolve_device(config.train.device)
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def _train_dict(self) -> dict[str, Any]:
+        cfg = asdict(self.config.train)
+        cfg.pop("device", None)  # results must not depend on where they were computed
+        return cfg
+
+    # ------------------------------------------------------------------ stages
+    @property
+    def data(self) -> Data:
+        """The dataset (loaded once)."""
+        if self._data is None:
+            with self._timed("load_data"):
+                self._data = load_dataset(self.config.dataset, seed=self.config.seed)
+        return self._data
+
+    @property
+    def data_key(self) -> dict[str, Any]:
+        """Key of the dataset."""
+        return dataset_key(self.config.dataset, self.config.seed)
+
+    @property
+    def inputs(self) -> Any:
+        """Model inputs for the base architecture (hops precomputed once)."""
+        if self._inputs is None:
+            with self._timed("prepare_inputs"):
+                self._inputs = prepare_inputs(
+                    self.data, self.config.train.model_config, self.device
+                )
+        return self._inputs
+
+    def base_key(self) -> dict[str, Any]:
+        """Key of the base model stage."""
+        return {"data": self.data_key, "train": self._train_dict(), "seed": self.config.seed}
+
+    def base_model(self) -> nn.Module:
+        """The base model theta0 trained on all tasks (stage ``base``)."""
+        if self._base is not None:
+            return self._base
+        key = self.base_key()
+        data, inputs = self.data, self.inputs
+        num_tasks = data.y.size(1)
+        if self.store.is_done("base", key):
+            self.reused.append("base")
+            model = build_model(self.config.train.model_config, inputs.in_channels, num_tasks)
+            model.load_state_dict(load_state_dict(self.out / "base_model.pt"))
+            model.to(self.device).eval()
+            self.timings["base_model"] = load_json(self.out / "base.json")["seconds"]
+        else:
+            with self._timed("base_model"):
+                res = fit_model(
+                    data,
+                    inputs,
+                    None,
+                    self.config.train,
+                    seed=self.config.seed,
+                    progress=self.progress,
+                )
+            model = res.model
+            save_state_dict(self.out / "base_model.pt", model.state_dict())
+            save_json(
+                self.out / "base.json",
+                {
+                    "best_epoch": res.best_epoch,
+                    "best_val": res.best_val,
+                    "seconds": res.seconds,
+                    "history": res.history,
+                },
+            )
+            self.store.mark_done("base", key, ["base_model.pt", "base.json"])
+        self._base = model
+        return model
+
+    def base_logits(self) -> Tensor:
+        """Exact logits ``[N, T]`` of the base model."""
+        return predict(self.base_model(), self.inputs, batch_size=self.config.train.eval_batch_size)
+
+    def features_key(self) -> dict[str, Any]:
+        """Key of the gradient-feature stage."""
+        est = self.config.estimator
+        return {
+            "base": self.base_key(),
+            "projection_dim": est.projection_dim,
+            "block": est.block,
+            "val_fraction": est.val_fraction,
+            "seed": derive_seed(self.config.seed, "projection"),
+        }
+
+    def features(self) -> Any:
+        """Projected gradient features of the base model (stage ``features``)."""
+        from ..gradients import GradientFeatures, GradientProjector, extract_gradient_features
+
+        key = self.features_key()
+        path = self.out / "features.npz"
+        if self.store.is_done("features", key):
+            self.reused.append("features")
+            z = load_npz(path)
+            meta = json.loads(str(z["meta"]))
+            self.timings["features"] = float(meta.get("seconds", 0.0))
+            return GradientFeatures(
+                torch.from_numpy(z["features"]),
+                torch.from_numpy(z["offsets"]),
+                torch.from_numpy(z["labels"]),
+                torch.from_numpy(z["task"]),
+                torch.from_numpy(z["node"]),
+                torch.from_numpy(z["split"]),
+                int(z["num_tasks"]),
+                meta,
+            )
+        model = self.base_model()
+        est = self.config.estimator
+        start = time.perf_counter()
+        projector = GradientProjector(
+            dim=est.projection_dim, block=est.block, seed=key["seed"]
+        ).fit(model)
+        feats = extract_gradient_features(
+            model,
+            self.inputs,
+            self.data,
+            projector,
+            val_fraction=est.val_fraction,
+            seed=key["seed"],
+            progress=self.progress,
+        )
+        seconds = time.perf_counter() - start
+        self.timings["features"] = seconds
+        meta = dict(feats.meta)
+        meta["seconds"] = seconds
+        feats.meta = meta
+        save_npz(
+            path,
+            {
+                "features": feats.features.float(),
+                "offsets": feats.offsets,
+                "labels": feats.labels,
+                "task": feats.task,
+                "node": feats.node,
+                "split": feats.split,
+                "num_tasks": np.array(feats.num_tasks),
+                "meta": np.array(json.dumps(meta, default=str)),
+            },
+        )
+        self.store.mark_done("features", key, ["features.npz"])
+        return feats
+
+    # ------------------------------------------------------------------ affinity
+    def affinity_key(self) -> dict[str, Any]:
+        """Key of the affinity stage."""
+        cfg = self.config
+        key: dict[str, Any] = {"method": cfg.method, "seed": cfg.seed}
+        if cfg.method == "grad-tag":
+            key["features"] = self.features_key()
+            key["estimator"] = asdict(cfg.estimator)
+        else:
+            key["base"] = self.base_key()
+        return key
+
+    def affinity(self) -> np.ndarray:
+        """The ``[T, T]`` task affinity of the configured method (stage ``affinity``)."""
+        key = self.affinity_key()
+        if self.store.is_done("affinity", key):
+            self.reused.append("affinity")
+            info = load_json(self.out / "affinity.json")
+            self.timings["affinity"] = info.get("seconds", 0.0)
+            return np.load(self.out / "affinity.npy", allow_pickle=False)
+        method = self.config.method
+        if method != "grad-tag":
+            raise GraphtagError(f"method {method!r} is not available yet; use --method grad-tag")
+        feats = self.features()
+        from ..estimation import GradTAG
+
+        est = self.config.estimator
+        num_tasks = feats.num_tasks
+        start = time.perf_counter()
+        kwargs: dict[str, Any] = {}
+        if est.l2 is not None:
+            kwargs["l2"] = est.l2
+        gt = GradTAG(
+            subset_size=est.resolved_subset_size(num_tasks),
+            num_subsets=est.num_subsets,
+            min_pair_count=est.min_pair_count,
+            loss=est.loss,
+            seed=derive_seed(self.config.seed, "subsets"),
+            device=self.device,
+            **kwargs,
+        ).fit(feats)
+        seconds = time.perf_counter() - start
+        self.timings["affinity"] = seconds
+        affinity = np.asarray(gt.affinity_, dtype=np.float64)
+        if not np.isfinite(affinity).all():
+            raise GraphtagError("the affinity matrix has NaN/inf entries; see subset_losses.csv")
+        save_npy(self.out / "affinity.npy", affinity)
+        save_json(self.out / "subsets.json", [list(map(int, s)) for s in gt.subsets_])
+        self._write_losses_csv(gt.subsets_, gt.losses_)
+        save_json(
+            self.out / "affinity.json",
+            {
+                "method": method,
+                "seconds": seconds,
+                "num_subsets": len(gt.subsets_),
+                "converged": int(np.asarray(gt.converged_).sum()),
+            },
+        )
+        self.store.mark_done(
+            "affinity",
+            key,
+            ["affinity.npy", "subsets.json", "subset_losses.csv", "affinity.json"],
+        )
+        return affinity
+
+    def _write_losses_csv(self, subsets: Sequence[Sequence[int]], losses: Any) -> None:
+        losses = np.asarray(losses.cpu() if isinstance(losses, Tensor) else losses)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["subset", "task", "loss"])
+        for k, s in enumerate(subsets):
+            for t in s:
+                w.writerow([k, int(t), f"{float(losses[k, int(t)]):.8g}"])
+        with atomic_write(self.out / "subset_losses.csv", "w") as fh:
+            fh.write(buf.getvalue())
+
+    # ------------------------------------------------------------------ groups
+    def groups_key(self) -> dict[str, Any]:
+        """Key of the grouping stage."""
+        return {
+            "affinity": self.affinity_key(),
+            "num_groups": self.config.num_groups,
+            "grouping": self.config.grouping,
+        }
+
+    def groups(self) -> list[list[int]]:
+        """Task groups (a partition) from the affinity (stage ``groups``)."""
+        key = self.groups_key()
+        if self.store.is_done("groups", key):
+            self.reused.append("groups")
+            info = load_json(self.out / "groups.json")
+            self.timings["groups"] = info.get("seconds", 0.0)
+            return [list(g) for g in info["groups"]]
+        affinity = self.affinity()
+        from ..clustering import SDPClustering, SpectralTaskClustering, choose_num_groups
+        from ..grouping import canonical_groups, check_partition
+
+        start = time.perf_counter()
+        num_tasks = affinity.shape[0]
+        k = self.config.num_groups
+        scores: Any = None
+        if k == "auto":
+            k, scores = choose_num_groups(affinity, seed=self.config.seed)
+        k = int(k)
+        if k > num_tasks:
+            raise GraphtagError(
+                f"--num-groups {k} is larger than the number of tasks ({num_tasks})"
+            )
+        if self.config.grouping == "spectral":
+            clus: Any = SpectralTaskClustering(num_groups=k, seed=self.config.seed).fit(affinity)
+        else:
+            clus = SDPClustering(num_groups=k, seed=self.config.seed).fit(affinity)
+        groups = canonical_groups(clus.groups_)
+        check_partition(groups, num_tasks)
+        seconds = time.perf_counter() - start
+        self.timings["groups"] = seconds
+        save_json(
+            self.out / "groups.json",
+            {
+                "groups": groups,
+                "num_groups": k,
+                "grouping": self.config.grouping,
+                "auto_scores": _jsonable(scores),
+                "seconds": seconds,
+            },
+        )
+        self.store.mark_done("groups", key, ["groups.json"])
+        return groups
+
+    # ------------------------------------------------------------------ evaluation
+    def model_cache(
+        self, block: str, seed: int
+    ) -> Callable[[Sequence[int], Callable[[], Tensor]], Tensor]:
+        """A per-model checkpoint: logits of a finished (block, seed, tasks) model are reused."""
+        folder = self.out / "models"
+
+        def cache(tasks: Sequence[int], compute: Callable[[], Tensor]) -> Tensor:
+            key = {
+                "data": self.data_key,
+                "train": self._train_dict(),
+                "tasks": [int(t) for t in tasks],
+                "seed": seed,
+            }
+            name = f"{hash_object(key)[:24]}.npz"
+            path = folder / name
+            if path.exists():
+                try:
+                    z = load_npz(path)
+                    if z["key"].item() == hash_object(key):
+                        return torch.from_numpy(z["logits"])
+                except GraphtagError:
+                    log.warning("model checkpoint %s is corrupt; retraining", path)
+            start = time.perf_counter()
+            logits = compute()
+            self.timings[f"train_{block}"] = (
+                self.timings.get(f"train_{block}", 0.0) + time.perf_counter() - start
+            )
+            save_npz(path, {"logits": logits, "key": np.array(hash_object(key))})
+            return logits
+
+        return cache
+
+    def evaluate_partition(self, groups: Sequence[Sequence[int]], block: str, seed: int) -> dict:
+        """Train one model per group with ``seed``; test metrics of the assembled logits."""
+        from ..grouping import evaluate_logits, fit_groups
+
+        logits = fit_groups(
+            self.data,
+            self.inputs,
+            groups,
+            self.config.train,
+            seed=seed,
+            cache=self.model_cache(block, seed),
+        )
+        return evaluate_logits(self.data, logits)
+
+    # ------------------------------------------------------------------ misc
+    def dataset_summary(self) -> dict[str, Any]:
+        """``{name, spec, num_nodes, num_edges, num_tasks, ...}`` of the dataset."""
+        data = self.data
+        out = {
+            "name": data.name,
+            "spec": self.config.dataset,
+            "num_nodes": int(data.num_nodes),
+            "num_edges": int(data.edge_index.size(1) // 2),
+            "num_tasks": int(data.y.size(1)),
+            "num_features": int(data.x.size(1)),
+        }
+        meta = getattr(data, "meta", {}) or {}
+        for k in ("self_loops_removed", "duplicate_edges_removed", "features", "split"):
+            if k in meta:
+                out[k] = meta[k]
+        planted = getattr(data, "planted_groups", None)
+        if planted is not None:
+            out["planted_groups"] = [sorted(int(t) for t in g) for g in planted]
+        return out
+
+    def warnings(self) -> list[str]:
+        """Dataset warnings (tasks with few training positives) and stage notes."""
+        return task_warnings(self.data) + list(self.store.notes)
+
+    def header(self) -> dict[str, Any]:
+        """Fields common to every report."""
+        return {
+            "dataset": self.dataset_summary(),
+            "tasks": list(self.data.task_names),
+            "seed": self.config.seed,
+            "config": _jsonable(self.config.to_dict()),
+            "versions": versions(),
+            "device": str(self.device),
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
+
+
+def train_config_with(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with ``changes`` (``None`` values ignored)."""
+    from dataclasses import replace
+
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
