@@ -42,7 +42,7 @@ BUILTIN_DATASETS: dict[str, DatasetInfo] = {
         "wikipedia-pos",
         "Wikipedia word co-occurrence, part-of-speech tags (embedded)",
         4777,
-        None,
+        92295,
         40,
         "wikipedia-pos",
         "node2vec (Grover & Leskovec, KDD 2016); ProNE's copy",
@@ -161,10 +161,15 @@ def load_dataset(spec: str, *, seed: int = 0, root: str | os.PathLike | None = N
     if name == "snap":
         _need_args(parsed, 2, "snap:EDGES,COMMUNITIES[,num_tasks=100]")
         parsed.check_options({"num_tasks"})
-        num_tasks = parsed.option("num_tasks", 100, int)
-        assert isinstance(num_tasks, int)
-        if num_tasks < 1:
-            raise GraphtagError(f"dataset spec {spec!r}: num_tasks must be >= 1")
+        num_tasks: int | None
+        if parsed.options.get("num_tasks", "").lower() == "all":
+            num_tasks = None
+        else:
+            value = parsed.option("num_tasks", 100, int)
+            assert isinstance(value, int)
+            if value < 1:
+                raise GraphtagError(f"dataset spec {spec!r}: num_tasks must be >= 1 or 'all'")
+            num_tasks = value
         from ._snap import load_snap
 
         edges, cmty = (Path(a) for a in parsed.args)

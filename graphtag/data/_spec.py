@@ -39,6 +39,16 @@ class DatasetSpec:
         if key not in self.options:
             return default
         raw = self.options[key]
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise GraphtagError(
+                f"dataset spec {self.text!r}: option {key}={raw!r} is not a boolean "
+                "(use true/false)"
+            )
         try:
             return kind(raw)
         except ValueError:

@@ -1,0 +1,150 @@
+"""The multi-label graph contract: clean_edges, build_multilabel_graph, check, task warnings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphtag.data import (
+    build_multilabel_graph,
+    check_multilabel_graph,
+    clean_edges,
+    task_warnings,
+)
+from graphtag.errors import GraphtagError
+
+
+def _reference_clean(pairs, num_nodes):
+    loops = sum(u == v for u, v in pairs)
+    undirected = [(min(u, v), max(u, v)) for u, v in pairs if u != v]
+    unique = set(undirected)
+    edges = sorted({(u, v) for a, b in unique for u, v in ((a, b), (b, a))})
+    return edges, loops, len(undirected) - len(unique), len(unique)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clean_edges_matches_bruteforce(seed):
+    g = torch.Generator().manual_seed(seed)
+    num_nodes = 9
+    ei = torch.randint(0, num_nodes, (2, 40), generator=g)
+    out, counts = clean_edges(ei, num_nodes)
+    edges, loops, dups, num_und = _reference_clean(ei.t().tolist(), num_nodes)
+    assert [tuple(e) for e in out.t().tolist()] == edges  # sorted by (row, col), symmetric
+    assert counts == {
+        "self_loops_removed": loops,
+        "duplicate_edges_removed": dups,
+        "num_undirected_edges": num_und,
+    }
+    assert out.dtype == torch.int64 and out.size(1) == 2 * num_und
+
+
+def test_clean_edges_counts_reverse_direction_as_duplicate():
+    ei = torch.tensor([[0, 1, 2, 2], [1, 0, 2, 3]])
+    out, counts = clean_edges(ei, 4)
+    assert out.tolist() == [[0, 1, 2, 3], [1, 0, 3, 2]]
+    assert counts == {
+        "self_loops_removed": 1,
+        "duplicate_edges_removed": 1,
+        "num_undirected_edges": 2,
+    }
+
+
+def test_clean_edges_empty():
+    out, counts = clean_edges(torch.zeros(2, 0, dtype=torch.long), 3)
+    assert out.shape == (2, 0) and counts["num_undirected_edges"] == 0
+
+
+def _toy(**kwargs):
+    ei = torch.tensor([[0, 1, 1, 2, 3, 3], [1, 2, 0, 3, 3, 4]])
+    y = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]])
+    return build_multilabel_graph(ei, y, name="toy", **kwargs)
+
+
+def test_build_contract_and_meta():
+    data = _toy(seed=2, meta={"source": "test"}, feature_dim=4)
+    check_multilabel_graph(data)
+    assert data.num_nodes == 6 and data.name == "toy"
+    assert data.task_names == ["task_0", "task_1"]
+    assert data.y.dtype == torch.float32 and data.x.shape == (6, 4)
+    assert data.meta["source"] == "test"
+    assert data.meta["self_loops_removed"] == 1
+    assert data.meta["duplicate_edges_removed"] == 1
+    assert data.meta["num_undirected_edges"] == 4
+    assert data.meta["split_seed"] == 2
+    pairs = set(map(tuple, data.edge_index.t().tolist()))
+    assert all((v, u) in pairs for u, v in pairs)
+    assert (data.train_mask | data.val_mask | data.test_mask).all()
+
+
+def test_build_given_features_and_masks():
+    x = torch.arange(12.0).reshape(6, 2).double()
+    train = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool)
+    val = torch.tensor([0, 0, 1, 0, 0, 0], dtype=torch.bool)
+    test = ~(train | val)
+    data = _toy(x=x, masks=(train, val, test), task_names=["a", "b"])
+    assert data.x.dtype == torch.float32 and torch.equal(data.x, x.float())
+    assert data.train_mask.shape == (6, 2) and torch.equal(data.train_mask[:, 1], train)
+    assert data.meta["split"] == "official" and data.task_names == ["a", "b"]
+    assert data.meta["features"] == "given (dim=2)"
+
+
+def test_build_same_seed_same_graph():
+    a, b, c = _toy(seed=0), _toy(seed=0), _toy(seed=1)
+    assert torch.equal(a.x, b.x) and torch.equal(a.train_mask, b.train_mask)
+    assert not torch.equal(a.train_mask, c.train_mask)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"y": torch.zeros(6)}, r"toy: labels must have shape \[N, T\], got \(6,\)"),
+        ({"y": torch.zeros(6, 0)}, r"toy: the dataset has no tasks"),
+        ({"y": torch.full((6, 1), float("nan"))}, r"labels contain NaN or inf"),
+        (
+            {"y": torch.tensor([[0.0], [1.0], [0.5], [0.0], [0.0], [3.0]])},
+            r"toy: label of node 2, task 0 is 0\.5; labels must be 0 or 1",
+        ),
+        ({"edge_index": torch.tensor([[0, 1, 2]])}, r"edge_index must have shape \[2, E\]"),
+        ({"edge_index": torch.tensor([[0], [6]])}, r"edge endpoints must lie in \[0, 6\)"),
+        ({"x": torch.zeros(5, 3)}, r"features must have shape \[N=6, F\], got \(5, 3\)"),
+        ({"task_names": ["only-one"]}, r"toy: 1 task names for 2 tasks"),
+    ],
+)
+def test_build_errors(kwargs, pattern):
+    args = {
+        "edge_index": torch.tensor([[0, 1], [1, 2]]),
+        "y": torch.zeros(6, 2),
+        "name": "toy",
+    }
+    args.update(kwargs)
+    with pytest.raises(GraphtagError, match=pattern):
+        build_multilabel_graph(**args)
+
+
+def test_check_detects_broken_graphs():
+    data = _toy()
+    data.val_mask = data.train_mask.clone()
+    with pytest.raises(GraphtagError, match="masks overlap"):
+        check_multilabel_graph(data)
+    data = _toy()
+    data.edge_index = torch.tensor([[0, 1], [0, 2]])
+    with pytest.raises(GraphtagError, match="self-loops"):
+        check_multilabel_graph(data)
+    data = _toy()
+    data.test_mask = data.test_mask.long()
+    with pytest.raises(GraphtagError, match=r"test_mask must be bool \[N, T\]"):
+        check_multilabel_graph(data)
+    data = _toy()
+    del data.x
+    with pytest.raises(GraphtagError, match="graph is missing 'x'"):
+        check_multilabel_graph(data)
+
+
+def test_task_warnings_name_tasks_with_few_training_positives():
+    y = torch.zeros(100, 2)
+    y[:50, 0] = 1
+    y[:3, 1] = 1  # 3 positives: 1 in train
+    data = build_multilabel_graph(torch.tensor([[0], [1]]), y, name="w", task_names=["a", "b"])
+    (msg,) = task_warnings(data)
+    assert msg.startswith("task 1 (b) has 1 training positive(s) (< 5)")
+    assert task_warnings(data, min_train_positives=1) == []

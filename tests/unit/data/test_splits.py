@@ -1,0 +1,105 @@
+"""Per-task stratified splits: disjoint, covering, exact per-class counts, seeded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphtag.data import per_task_split
+from graphtag.errors import GraphtagError
+
+
+def _labels(num_nodes: int = 57, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    rates = torch.tensor([0.5, 0.1, 0.03, 0.9, 0.0, 1.0, 2 / 57, 1 / 57])
+    y = (torch.rand(num_nodes, rates.numel(), generator=g) < rates).float()
+    y[:, 6] = 0
+    y[[4, num_nodes - 1], 6] = 1  # exactly 2 positives
+    y[:, 7] = 0
+    y[11, 7] = 1  # exactly 1 positive
+    return y
+
+
+def _expected(n: int, r_train: float, r_val: float) -> tuple[int, int]:
+    """Reference rule: rounded shares; >= 1 each for classes of 3+; 1 and 2 go train, val."""
+    if n < 3:
+        return int(n >= 1), int(n >= 2)
+    return max(1, round(n * r_train)), max(1, round(n * r_val))
+
+
+def test_masks_disjoint_covering_bool():
+    y = _labels()
+    tr, va, te = per_task_split(y, seed=0)
+    for m in (tr, va, te):
+        assert m.dtype == torch.bool and m.shape == y.shape
+    assert not (tr & va).any() and not (tr & te).any() and not (va & te).any()
+    assert (tr | va | te).all()
+
+
+@pytest.mark.parametrize("ratios", [(0.2, 0.2, 0.6), (0.5, 0.25, 0.25), (0.1, 0.0, 0.9)])
+def test_stratified_counts_per_task_and_class(ratios):
+    y = _labels()
+    tr, va, te = per_task_split(y, ratios=ratios, seed=5)
+    for t in range(y.size(1)):
+        for cls in (0.0, 1.0):
+            members = y[:, t] == cls
+            n = int(members.sum())
+            n_tr, n_va = _expected(n, ratios[0], ratios[1])
+            assert int((tr[:, t] & members).sum()) == n_tr, (t, cls)
+            assert int((va[:, t] & members).sum()) == n_va, (t, cls)
+            assert int((te[:, t] & members).sum()) == n - n_tr - n_va, (t, cls)
+
+
+def test_small_classes_go_to_train_then_validation():
+    y = _labels()
+    tr, va, te = per_task_split(y, seed=0)
+    assert tr[11, 7] and not va[11, 7]  # the single positive trains
+    assert sorted([bool(tr[4, 6]), bool(va[4, 6])]) == [False, True]
+    assert sorted([bool(tr[56, 6]), bool(va[56, 6])]) == [False, True]
+    assert bool(tr[4, 6]) != bool(tr[56, 6])
+    assert not te[[4, 56], 6].any()
+
+
+def test_deterministic_per_seed_and_different_across_seeds():
+    y = _labels()
+    state = torch.get_rng_state()
+    a = per_task_split(y, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched
+    b = per_task_split(y, seed=3)
+    c = per_task_split(y, seed=4)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_tasks_are_split_independently():
+    y = torch.zeros(200, 2)
+    y[:100] = 1  # two identical tasks
+    tr, _, _ = per_task_split(y, seed=0)
+    assert not torch.equal(tr[:, 0], tr[:, 1])
+
+
+def test_every_node_is_sometimes_in_each_part():
+    y = _labels(num_nodes=30)[:, :1]
+    seen = torch.zeros(30, 3, dtype=torch.bool)
+    for seed in range(40):
+        for k, m in enumerate(per_task_split(y, seed=seed)):
+            seen[:, k] |= m[:, 0]
+    assert seen.all()
+
+
+@pytest.mark.parametrize(
+    ("ratios", "pattern"),
+    [
+        ((0.5, 0.5, 0.5), "summing to 1"),
+        ((1.2, -0.2, 0.0), "non-negative"),
+        ((0.5, 0.5), "three"),
+    ],
+)
+def test_bad_ratios(ratios, pattern):
+    with pytest.raises(GraphtagError, match=pattern):
+        per_task_split(torch.zeros(5, 1), ratios=ratios)  # type: ignore[arg-type]
+
+
+def test_bad_label_shape():
+    with pytest.raises(GraphtagError, match=r"labels must have shape \[N, T\], got \(5,\)"):
+        per_task_split(torch.zeros(5))
