@@ -1,0 +1,250 @@
+"""Gradient features of a base model for the train and validation rows of every task."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from .._utils import torch_generator
+from ..errors import GraphtagError
+from ..models._batch import NodeBatch
+from ..models._config import check_tasks as _check_task_list
+from ._features import GradientFeatures
+from ._jvp import DEFAULT_MAX_CACHE_BYTES, iter_projected_gradients
+from ._projector import GradientProjector
+
+__all__ = ["VAL_SUBSAMPLE_RULE", "extract_gradient_features", "subsample_val_mask"]
+
+VAL_SUBSAMPLE_RULE = (
+    "per task t and class c independently: uniform keys for t's validation nodes (increasing "
+    "node order) from torch_generator(seed, 'val_subsample', t); keep the ceil(val_fraction * "
+    "n_tc) nodes with the smallest keys"
+)
+
+BatchSource = Any  # an object with .batches(nodes, batch_size, train=False), or a callable
+
+
+def make_batches(inputs: BatchSource, nodes: Tensor, batch_size: int) -> Iterable[NodeBatch]:
+    """Exact node batches of ``nodes`` from a ``GraphInputs``-like object or a callable.
+
+    Args:
+        inputs: An object with ``batches(nodes, batch_size, train=False)`` (e.g.
+            ``graphtag.models.GraphInputs``) or a callable ``(nodes, batch_size) -> batches``.
+        nodes: int64 ``[n]`` node ids.
+        batch_size: Nodes per batch.
+    """
+    if hasattr(inputs, "batches"):
+        return inputs.batches(nodes, batch_size, train=False)
+    if callable(inputs):
+        return inputs(nodes, batch_size)
+    raise GraphtagError(
+        f"inputs must be prepared model inputs (graphtag.models.prepare_inputs) or a callable "
+        f"(nodes, batch_size) -> NodeBatch iterable, got {type(inputs).__name__}"
+    )
+
+
+def check_tasks(tasks: Sequence[int] | Tensor | None, num_tasks: int) -> Tensor:
+    """Validate task indices against ``num_tasks``; return them as int64 ``[T']``."""
+    if tasks is None:
+        return torch.arange(num_tasks)
+    return torch.tensor(_check_task_list(tasks, num_tasks), dtype=torch.long)
+
+
+def subsample_val_mask(
+    val_mask: Tensor, y: Tensor, tasks: Tensor, val_fraction: float, seed: int
+) -> Tensor:
+    """Seeded, class-stratified subsample of validation nodes, independently per task.
+
+    Rule (:data:`VAL_SUBSAMPLE_RULE`): for task ``t`` (its index in the dataset) and each class,
+    draw uniform keys for ``t``'s validation nodes of that class, in increasing node order, from
+    ``torch_generator(seed, "val_subsample", t)``, and keep the ``ceil(val_fraction * n)`` nodes
+    with the smallest keys. A task's subsample does not depend on which other tasks are selected.
+
+    Args:
+        val_mask: bool ``[N, T']`` validation masks of the selected tasks.
+        y: ``[N, T']`` labels of the selected tasks.
+        tasks: int64 ``[T']`` dataset indices of the selected tasks (seed keys).
+        val_fraction: Fraction in ``(0, 1]``; 1 returns ``val_mask`` unchanged.
+        seed: Seed of the subsample.
+
+    Returns:
+        bool ``[N, T']``, a subset of ``val_mask``.
+    """
+    if not (0.0 < float(val_fraction) <= 1.0):
+        raise GraphtagError(f"val_fraction must lie in (0, 1], got {val_fraction!r}")
+    if val_fraction == 1.0:
+        return val_mask.clone()
+    out = torch.zeros_like(val_mask)
+    pos = y > 0.5
+    # One generator per task (seeded by the dataset task id); each step is vectorised over nodes.
+    for j, t in enumerate(tasks.tolist()):
+        col = torch.nonzero(val_mask[:, j]).flatten()
+        keys = torch.rand(col.numel(), generator=torch_generator(seed, "val_subsample", t))
+        cls = pos[col, j]
+        n_pos = int(cls.sum())
+        n_neg = col.numel() - n_pos
+        # Positives first, each class ordered by key.
+        order = torch.argsort(keys - 2.0 * cls.to(keys.dtype))
+        k_pos = math.ceil(val_fraction * n_pos)
+        k_neg = math.ceil(val_fraction * n_neg)
+        chosen = torch.cat([order[:k_pos], order[n_pos : n_pos + k_neg]])
+        out[col[chosen], j] = True
+    return out
+
+
+def extract_gradient_features(
+    model: nn.Module,
+    inputs: BatchSource,
+    data: Data,
+    projector: GradientProjector,
+    *,
+    tasks: Sequence[int] | Tensor | None = None,
+    node_batch_size: int = 1024,
+    chunk_size: int = 32,
+    val_fraction: float = 1.0,
+    max_rows: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    progress: bool = False,
+) -> GradientFeatures:
+    """Projected gradients and base logits of the train and validation rows of every task.
+
+    Streams the nodes that are train or (kept) validation nodes of some selected task in chunks
+    of ``node_batch_size`` (exact batches, eval mode), computes ``g [B, T', d]`` and the base
+    logits of the chunk with :func:`compute_projected_gradients`' batched JVPs, and keeps only
+    the rows ``(i, t)`` with ``i`` in ``train_t`` or in the kept ``val_t``. The full
+    ``N x T x d`` tensor never exists: peak memory is the kept rows plus one chunk.
+
+    Args:
+        model: The base model ``theta0``; its output column ``tasks[j]`` is task ``tasks[j]``
+            of ``data``.
+        inputs: Prepared inputs (``graphtag.models.prepare_inputs``) or a callable
+            ``(nodes, batch_size) -> Iterable[NodeBatch]`` yielding exact batches.
+        data: The multi-label graph (``y``, ``train_mask``, ``val_mask`` ``[N, T]``).
+        projector: A :class:`GradientProjector`; fitted on ``model`` here if it is not fitted.
+        tasks: Dataset task indices to featurise (default all); rows are indexed
+            ``0..len(tasks)-1`` in this order and ``meta["tasks"]`` records the mapping.
+        node_batch_size: Nodes per chunk (memory: ``chunk_size x node_batch_size x hidden``).
+        chunk_size: Projection directions per vmapped JVP.
+        val_fraction: Fraction of each task's validation nodes to keep, per class (see
+            :data:`VAL_SUBSAMPLE_RULE`); 1 keeps all.
+        max_rows: Refuse (before any computation) to keep more than this many rows.
+        dtype: Storage dtype of the features (float32 or bfloat16).
+        seed: Seed of the validation subsample.
+        max_cache_bytes: See :func:`compute_projected_gradients`.
+        progress: Show a progress bar over node chunks.
+
+    Returns:
+        :class:`GradientFeatures` sorted by ``(task, split, node)`` (CPU tensors).
+    """
+    t0 = time.perf_counter()
+    for key in ("y", "train_mask", "val_mask"):
+        if getattr(data, key, None) is None:
+            raise GraphtagError(f"data is missing {key!r}; load it with graphtag.data")
+    num_nodes, num_data_tasks = data.y.shape
+    task_idx = check_tasks(tasks, num_data_tasks)
+    for name, value in (("node_batch_size", node_batch_size), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GraphtagError(f"{name} must be a positive int, got {value!r}")
+    if not hasattr(projector, "param_names_"):
+        projector.fit(model)
+
+    y = data.y[:, task_idx].cpu()
+    train = data.train_mask[:, task_idx].cpu()
+    val = subsample_val_mask(data.val_mask[:, task_idx].cpu(), y, task_idx, val_fraction, seed)
+    keep = torch.stack([train, val]).permute(2, 0, 1)  # [T', 2, N]: (task, split, node)
+    rows = keep.nonzero()  # sorted lexicographically by (task, split, node)
+    num_rows = rows.size(0)
+    if max_rows is not None and num_rows > max_rows:
+        raise GraphtagError(
+            f"gradient features would keep {num_rows} rows (> max_rows={max_rows}); pass "
+            "val_fraction < 1, fewer tasks, or a larger max_rows"
+        )
+    row_keys = (rows[:, 0] * 2 + rows[:, 1]) * num_nodes + rows[:, 2]
+    nodes = torch.nonzero((train | val).any(dim=1)).flatten()
+
+    dim = projector.dim
+    features = torch.zeros(num_rows, dim, dtype=dtype)
+    offsets = torch.zeros(num_rows, dtype=torch.float32)
+    filled = torch.zeros(num_rows, dtype=torch.bool)
+    batches = make_batches(inputs, nodes, node_batch_size)
+    with tqdm(
+        total=math.ceil(nodes.numel() / node_batch_size),
+        disable=not progress,
+        desc="gradient features",
+    ) as bar:
+        for batch, logits, grads in iter_projected_gradients(
+            model,
+            batches,
+            projector,
+            chunk_size=chunk_size,
+            tasks=None if tasks is None else task_idx,
+            max_cache_bytes=max_cache_bytes,
+        ):
+            if logits.size(1) != task_idx.numel():
+                raise GraphtagError(
+                    f"the model has {logits.size(1)} outputs but data has {num_data_tasks} "
+                    "tasks; pass tasks= to select the model's columns"
+                )
+            bnodes = batch.nodes.cpu()
+            local = keep[:, :, bnodes].nonzero()  # (task, split, position in batch)
+            dest = torch.searchsorted(
+                row_keys, (local[:, 0] * 2 + local[:, 1]) * num_nodes + bnodes[local[:, 2]]
+            )
+            pos_dev = local[:, 2].to(grads.device)
+            task_dev = local[:, 0].to(grads.device)
+            features[dest] = grads[pos_dev, task_dev].to(device="cpu", dtype=dtype)
+            offsets[dest] = logits[pos_dev, task_dev].to(device="cpu", dtype=torch.float32)
+            filled[dest] = True
+            bar.update(1)
+    if not bool(filled.all()):
+        missing = int((~filled).sum())
+        raise GraphtagError(
+            f"{missing} feature rows were not produced: the node batches did not cover every "
+            "requested node (inputs.batches must yield each requested node)"
+        )
+    task = rows[:, 0]
+    node = rows[:, 2]
+    split = rows[:, 1].to(torch.int8)
+    labels = y[node, task].float()
+    num_train = int((rows[:, 1] == 0).sum())
+    meta = {
+        "projector": {
+            "dim": projector.dim,
+            "kind": projector.kind,
+            "block": projector.block,
+            "seed": projector.seed,
+            "num_params": projector.num_params_,
+        },
+        "tasks": task_idx.tolist(),
+        "num_nodes": int(nodes.numel()),
+        "num_rows": num_rows,
+        "num_train_rows": num_train,
+        "num_val_rows": num_rows - num_train,
+        "val_fraction": float(val_fraction),
+        "val_subsample": VAL_SUBSAMPLE_RULE if val_fraction < 1.0 else "none",
+        "val_subsample_seed": seed,
+        "chunk_size": chunk_size,
+        "node_batch_size": node_batch_size,
+        "dtype": str(dtype).replace("torch.", ""),
+        "model": type(model).__name__,
+        "seconds": time.perf_counter() - t0,
+    }
+    return GradientFeatures(
+        features=features,
+        offsets=offsets,
+        labels=labels,
+        task=task,
+        node=node,
+        split=split,
+        num_tasks=int(task_idx.numel()),
+        meta=meta,
+    )

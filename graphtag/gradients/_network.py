@@ -1,0 +1,164 @@
+"""The "network" loss estimate: the real model moved to ``theta0 + P w_S`` (ALGORITHMS.md §4b)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+from torch_geometric.data import Data
+
+from ..errors import GraphtagError
+from ..models._batch import NodeBatch
+from ._extract import BatchSource, check_tasks, make_batches
+from ._jvp import DEFAULT_MAX_CACHE_BYTES, _check_batch, _eval_mode, _prepare, _select_tasks
+from ._projector import GradientProjector
+
+__all__ = ["network_subset_losses"]
+
+
+def _membership(subsets: Sequence[Iterable[int]], num_tasks: int) -> Tensor:
+    """Bool ``[M, T']``: ``member[m, t]`` iff task ``t`` is in subset ``m``."""
+    member = torch.zeros(len(subsets), num_tasks, dtype=torch.bool)
+    for m, subset in enumerate(subsets):
+        idx = torch.as_tensor(sorted(int(t) for t in subset), dtype=torch.long)
+        if idx.numel() == 0:
+            raise GraphtagError(f"subset {m} is empty; every subset needs at least one task")
+        if int(idx.min()) < 0 or int(idx.max()) >= num_tasks:
+            raise GraphtagError(
+                f"subset {m} has task indices outside [0, {num_tasks}): {idx.tolist()}"
+            )
+        member[m, idx] = True
+    return member
+
+
+def _stacked_logits_fn(
+    model: nn.Module, rest: dict[str, Tensor], batch: NodeBatch, task_index: Tensor
+) -> Callable[[dict[str, Tensor]], Tensor]:
+    """``{name: [G, *shape]} -> [G, B, T']`` logits of one batch under G parameter settings."""
+
+    def one(params: dict[str, Tensor]) -> Tensor:
+        out = functional_call(model, (params, rest), batch.args)[batch.out]
+        return _select_tasks(out, task_index)
+
+    return vmap(one)
+
+
+def network_subset_losses(
+    model: nn.Module,
+    inputs: BatchSource,
+    data: Data,
+    projector: GradientProjector,
+    subsets: Sequence[Iterable[int]],
+    weights: Tensor,
+    *,
+    tasks: Sequence[int] | Tensor | None = None,
+    batch_subsets: int = 16,
+    node_batch_size: int = 1024,
+    val_mask: Tensor | None = None,
+    max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+) -> Tensor:
+    r"""Validation loss of each subset's tasks under the real network at ``theta0 + P w_S``.
+
+    For subset ``S_m`` with surrogate weights ``w_m``, the parameters of the projector's block
+    are moved to ``theta0 + P w_m`` (:meth:`GradientProjector.expand`; other parameters stay at
+    ``theta0``) and the model is evaluated, in eval mode, on the validation nodes of each task
+    ``t`` in ``S_m``:
+
+    .. math:: L[m, t] = \frac{1}{|V_t|} \sum_{i \in V_t}
+        \mathrm{BCE}(f_t(x_i; \theta_0 + P w_m), y_{it}).
+
+    ``batch_subsets`` parameter settings are evaluated at once with :func:`torch.func.vmap` over
+    stacked parameters (:func:`torch.func.functional_call`); memory grows with
+    ``batch_subsets x node_batch_size x hidden`` and ``batch_subsets x D``. Node batches are
+    regenerated from ``inputs`` for every group of subsets.
+
+    Args:
+        model: The base model ``theta0``.
+        inputs: Prepared inputs or a callable ``(nodes, batch_size) -> Iterable[NodeBatch]``.
+        data: The multi-label graph (``y`` and ``val_mask`` are used).
+        projector: The :class:`GradientProjector` the weights were fitted in.
+        subsets: ``M`` collections of task indices (indices into ``tasks``, ``0..T'-1``).
+        weights: ``[M, d]`` surrogate weights ``w_S``.
+        tasks: Dataset task indices (default all); the model's output column ``tasks[j]`` is
+            task ``j`` of the subsets.
+        batch_subsets: Number of subsets evaluated per vmapped forward pass.
+        node_batch_size: Nodes per batch.
+        val_mask: Optional bool ``[N, T']`` validation rows to use instead of
+            ``data.val_mask[:, tasks]`` (e.g. the subsample kept in the gradient features).
+        max_cache_bytes: Cache the projection directions across subset groups when ``D x d``
+            entries fit in this many bytes.
+
+    Returns:
+        ``[M, T']`` losses (CPU, the model's dtype); NaN where ``t`` is not in ``S_m`` or task
+        ``t`` has no validation node.
+
+    Shapes:
+        - ``weights``: ``[M, d]``; ``val_mask``: ``[N, T']``;
+        - output: ``[M, T']`` with ``T' = len(tasks)`` (all ``T`` tasks by default).
+    """
+    if not isinstance(projector, GradientProjector) or not hasattr(projector, "param_names_"):
+        raise GraphtagError("network_subset_losses needs a GradientProjector fitted on the model")
+    num_nodes, num_data_tasks = data.y.shape
+    task_idx = check_tasks(tasks, num_data_tasks)
+    num_tasks = task_idx.numel()
+    if not isinstance(weights, Tensor) or weights.dim() != 2:
+        raise GraphtagError(
+            f"weights must be a tensor [M, d], got "
+            f"{tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__}"
+        )
+    if weights.size(0) != len(subsets) or weights.size(1) != projector.dim:
+        raise GraphtagError(
+            f"weights have shape {tuple(weights.shape)} but there are {len(subsets)} subsets "
+            f"and the projection has d={projector.dim}; expected [{len(subsets)}, "
+            f"{projector.dim}]"
+        )
+    if isinstance(batch_subsets, bool) or not isinstance(batch_subsets, int) or batch_subsets < 1:
+        raise GraphtagError(f"batch_subsets must be a positive int, got {batch_subsets!r}")
+    member = _membership(subsets, num_tasks)
+    if val_mask is None:
+        val = data.val_mask[:, task_idx].cpu()
+    else:
+        if tuple(val_mask.shape) != (num_nodes, num_tasks) or val_mask.dtype != torch.bool:
+            raise GraphtagError(
+                f"val_mask must be bool [N, T'] = [{num_nodes}, {num_tasks}], got "
+                f"{val_mask.dtype} {tuple(val_mask.shape)}"
+            )
+        val = val_mask.cpu()
+    y = data.y[:, task_idx].cpu()
+
+    block, rest, _ = _prepare(model, projector, None)
+    first = next(iter(block.values()))
+    dtype, device = first.dtype, first.device
+    w_all = weights.to(dtype=dtype, device=device)
+    task_dev = task_idx.to(device)
+    val = val & member.any(dim=0)  # only tasks that appear in some subset
+    nodes = torch.nonzero(val.any(dim=1)).flatten()
+    counts = val.sum(dim=0).to(torch.float64)  # [T']
+    totals = torch.zeros(len(subsets), num_tasks, dtype=torch.float64)
+
+    elem = torch.empty((), dtype=dtype).element_size()
+    fits = projector.num_params_ * projector.dim * elem <= max_cache_bytes
+    with _eval_mode(model), torch.no_grad(), projector.cached() if fits else nullcontext():
+        for g0 in range(0, len(subsets), batch_subsets):
+            g1 = min(g0 + batch_subsets, len(subsets))
+            delta = projector.expand(w_all[g0:g1])
+            stacked = {name: block[name].unsqueeze(0) + delta[name] for name in block}
+            if nodes.numel() == 0:
+                continue
+            for raw in make_batches(inputs, nodes, node_batch_size):
+                batch = _check_batch(raw)
+                logits = _stacked_logits_fn(model, rest, batch, task_dev)(stacked)  # [G, B, T']
+                bnodes = batch.nodes.cpu()
+                yb = y[bnodes].to(device=device, dtype=dtype)
+                mb = val[bnodes].to(device=device, dtype=dtype)
+                bce = F.binary_cross_entropy_with_logits(
+                    logits, yb.expand_as(logits), reduction="none"
+                )
+                totals[g0:g1] += (bce * mb).sum(dim=1).to(device="cpu", dtype=torch.float64)
+    losses = totals / counts.clamp(min=1.0)
+    losses[~member | (counts == 0).unsqueeze(0)] = float("nan")
+    return losses.to(dtype)

@@ -1,0 +1,167 @@
+"""extract_gradient_features: kept rows, order, offsets, validation subsample, metadata."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from graphtag.errors import GraphtagError
+from graphtag.gradients import (
+    TRAIN,
+    VAL,
+    VAL_SUBSAMPLE_RULE,
+    GradientProjector,
+    compute_projected_gradients,
+    extract_gradient_features,
+    subsample_val_mask,
+)
+
+ATOL = 1e-10
+
+
+def _reference_rows(setup, proj, tasks, val_mask):
+    """Brute force: g and logits of every node, then a loop over (task, split, node)."""
+    data = setup.data
+    nodes = torch.arange(data.num_nodes)
+    batches = list(setup.inputs.batches(nodes, 100, train=False))
+    g = compute_projected_gradients(setup.model, batches, proj, tasks=tasks)
+    setup.model.eval()
+    with torch.no_grad():
+        logits = torch.cat([setup.model(*b.args)[b.out] for b in batches])[:, tasks]
+    setup.model.train()
+    rows = []
+    for j, t in enumerate(tasks):
+        for split, mask in ((TRAIN, data.train_mask[:, t]), (VAL, val_mask[:, j])):
+            for i in range(data.num_nodes):
+                if mask[i]:
+                    rows.append((j, split, i, g[i, j], logits[i, j], data.y[i, t]))
+    return rows
+
+
+@pytest.mark.parametrize("tasks", [None, [2, 0]])
+def test_rows_equal_brute_force_selection(setup, tasks) -> None:
+    proj = GradientProjector(dim=7, seed=2).fit(setup.model)
+    feats = extract_gradient_features(
+        setup.model,
+        setup.inputs,
+        setup.data,
+        proj,
+        tasks=tasks,
+        node_batch_size=5,
+        chunk_size=3,
+        dtype=torch.float64,
+    )
+    task_list = [0, 1, 2] if tasks is None else tasks
+    rows = _reference_rows(setup, proj, task_list, setup.data.val_mask[:, task_list])
+    assert feats.features.shape == (len(rows), 7)
+    assert feats.num_tasks == len(task_list)
+    assert feats.task.tolist() == [r[0] for r in rows]
+    assert feats.split.tolist() == [r[1] for r in rows]
+    assert feats.node.tolist() == [r[2] for r in rows]
+    torch.testing.assert_close(feats.features, torch.stack([r[3] for r in rows]), atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        feats.offsets, torch.stack([r[4] for r in rows]).float(), atol=1e-6, rtol=0
+    )
+    assert torch.equal(feats.labels, torch.stack([r[5] for r in rows]).float())
+    assert feats.split.dtype == torch.int8 and feats.offsets.dtype == torch.float32
+    # Every task keeps its training and validation rows.
+    for j, t in enumerate(task_list):
+        assert feats.rows(j, TRAIN).numel() == int(setup.data.train_mask[:, t].sum())
+        assert feats.rows(j, VAL).numel() == int(setup.data.val_mask[:, t].sum())
+    assert feats.meta["tasks"] == task_list
+    assert setup.model.training
+
+
+def test_batch_size_does_not_change_features(sign_setup) -> None:
+    s = sign_setup
+    proj = GradientProjector(dim=5).fit(s.model)
+    a = extract_gradient_features(s.model, s.inputs, s.data, proj, node_batch_size=1)
+    b = extract_gradient_features(s.model, s.inputs, s.data, proj, node_batch_size=1000)
+    torch.testing.assert_close(a.features, b.features, atol=1e-6, rtol=0)
+    assert torch.equal(a.node, b.node) and torch.equal(a.task, b.task)
+
+
+def test_callable_inputs_and_unfitted_projector(sign_setup) -> None:
+    s = sign_setup
+    proj = GradientProjector(dim=4, block="body")
+
+    def batches_fn(nodes, batch_size):
+        return s.inputs.batches(nodes, batch_size, train=False)
+
+    feats = extract_gradient_features(s.model, batches_fn, s.data, proj)
+    assert proj.param_names_ and "head.weight" not in proj.param_names_  # fitted here
+    meta = feats.meta
+    assert meta["projector"] == {
+        "dim": 4,
+        "kind": "rademacher",
+        "block": "body",
+        "seed": 0,
+        "num_params": proj.num_params_,
+    }
+    assert (
+        meta["num_rows"] == feats.features.size(0) == meta["num_train_rows"] + meta["num_val_rows"]
+    )
+    assert meta["num_train_rows"] == int(s.data.train_mask.sum())
+    assert meta["num_val_rows"] == int(s.data.val_mask.sum())
+    assert meta["num_nodes"] == int((s.data.train_mask | s.data.val_mask).any(1).sum())
+    assert meta["val_subsample"] == "none"
+
+
+def test_validation_subsample_rule(sign_setup) -> None:
+    s = sign_setup
+    data = s.data
+    tasks = torch.arange(3)
+    sub = subsample_val_mask(data.val_mask, data.y, tasks, 0.5, seed=0)
+    assert not (sub & ~data.val_mask).any()
+    for t in range(3):
+        for cls in (0.0, 1.0):
+            n = int((data.val_mask[:, t] & (data.y[:, t] == cls)).sum())
+            kept = int((sub[:, t] & (data.y[:, t] == cls)).sum())
+            assert kept == math.ceil(0.5 * n)
+    # Seeded; a task's subsample does not depend on the other tasks.
+    assert torch.equal(sub, subsample_val_mask(data.val_mask, data.y, tasks, 0.5, seed=0))
+    alone = subsample_val_mask(data.val_mask[:, [2]], data.y[:, [2]], tasks[[2]], 0.5, seed=0)
+    assert torch.equal(alone[:, 0], sub[:, 2])
+    others = [subsample_val_mask(data.val_mask, data.y, tasks, 0.5, seed=k) for k in range(1, 6)]
+    assert any(not torch.equal(o, sub) for o in others)
+    with pytest.raises(GraphtagError, match=r"val_fraction must lie in \(0, 1\], got 0"):
+        subsample_val_mask(data.val_mask, data.y, tasks, 0, seed=0)
+
+    proj = GradientProjector(dim=3).fit(s.model)
+    feats = extract_gradient_features(
+        s.model, s.inputs, data, proj, val_fraction=0.5, seed=0, dtype=torch.float64
+    )
+    rows = _reference_rows(s, proj, [0, 1, 2], sub)
+    assert feats.node.tolist() == [r[2] for r in rows]
+    assert feats.meta["val_subsample"] == VAL_SUBSAMPLE_RULE
+    assert feats.meta["num_val_rows"] == int(sub.sum())
+
+
+def test_bfloat16_storage(sign_setup) -> None:
+    s = sign_setup
+    proj = GradientProjector(dim=3).fit(s.model)
+    a = extract_gradient_features(s.model, s.inputs, s.data, proj, dtype=torch.bfloat16)
+    b = extract_gradient_features(s.model, s.inputs, s.data, proj)
+    assert a.features.dtype == torch.bfloat16 and a.meta["dtype"] == "bfloat16"
+    torch.testing.assert_close(a.features.float(), b.features, atol=0.05, rtol=0.02)
+
+
+def test_errors(sign_setup) -> None:
+    s = sign_setup
+    proj = GradientProjector(dim=3).fit(s.model)
+    with pytest.raises(GraphtagError, match=r"would keep 30 rows \(> max_rows=10\)"):
+        extract_gradient_features(s.model, s.inputs, s.data, proj, max_rows=10)
+    with pytest.raises(GraphtagError, match=r"out of range: there are 3 tasks"):
+        extract_gradient_features(s.model, s.inputs, s.data, proj, tasks=[3])
+    with pytest.raises(GraphtagError, match="node_batch_size must be a positive int"):
+        extract_gradient_features(s.model, s.inputs, s.data, proj, node_batch_size=0)
+
+    def drops_last(nodes, batch_size):
+        return s.inputs.batches(nodes[:-1], batch_size, train=False)
+
+    with pytest.raises(GraphtagError, match="rows were not produced"):
+        extract_gradient_features(s.model, drops_last, s.data, proj)
+    with pytest.raises(GraphtagError, match="inputs must be prepared model inputs"):
+        extract_gradient_features(s.model, 3, s.data, proj)
