@@ -210,7 +210,11 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
     est = EstimatorConfig()
     if getattr(args, "projection_dim", None):
         est = replace(est, projection_dim=args.projection_dim)
-    train = train_config_with(TrainConfig(model=args.model, device=args.device), epochs=args.epochs)
+    train = train_config_with(
+        TrainConfig(model=args.model, device=args.device),
+        epochs=args.epochs,
+        hidden_channels=getattr(args, "hidden_channels", None),
+    )
     config = RunConfig(dataset=args.dataset, seed=args.seed, train=train, estimator=est)
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
     stats = check_estimator(run, args.num_subsets, args.subset_size)

@@ -48,7 +48,9 @@ def parse_tasks(text: str, num_tasks: int) -> list[int] | None:
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     return train_config_with(
-        TrainConfig(model=args.model, device=args.device), epochs=getattr(args, "epochs", None)
+        TrainConfig(model=args.model, device=args.device),
+        epochs=getattr(args, "epochs", None),
+        hidden_channels=getattr(args, "hidden_channels", None),
     )
 
 

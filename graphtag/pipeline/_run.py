@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -285,9 +286,16 @@ class Run:
         kwargs: dict[str, Any] = {}
         if est.l2 is not None:
             kwargs["l2"] = est.l2
+        subset_size = est.resolved_subset_size(num_tasks)
+        num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
+        if num_subsets < est.num_subsets:
+            self.store.notes.append(
+                f"affinity: only {num_subsets} distinct subsets of size {subset_size} exist; "
+                f"using all of them instead of {est.num_subsets}"
+            )
         gt = GradTAG(
-            subset_size=est.resolved_subset_size(num_tasks),
-            num_subsets=est.num_subsets,
+            subset_size=subset_size,
+            num_subsets=num_subsets,
             min_pair_count=est.min_pair_count,
             loss=est.loss,
             seed=derive_seed(self.config.seed, "subsets"),
@@ -364,7 +372,7 @@ class Run:
         if self.config.grouping == "spectral":
             clus: Any = SpectralTaskClustering(num_groups=k, seed=self.config.seed).fit(affinity)
         else:
-            clus = SDPClustering(num_groups=k, seed=self.config.seed).fit(affinity)
+            clus = SDPClustering(num_groups=k, solver="auto", seed=self.config.seed).fit(affinity)
         groups = canonical_groups(clus.groups_)
         check_partition(groups, num_tasks)
         seconds = time.perf_counter() - start
