@@ -54,7 +54,17 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--epochs", type=_positive_int, default=None, help="override training epochs")
+    p.add_argument(
+        "--hidden-channels", type=_positive_int, default=None, help="override the hidden width"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="where many-model jobs run: in-process (local, default) or on Ray",
+    )
+    p.add_argument("--ray-address", default=None, help="Ray cluster: auto or HOST:PORT")
     p.add_argument(
         "--restart", action="store_true", help="ignore finished stages in --out and start afresh"
     )

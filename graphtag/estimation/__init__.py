@@ -1,1 +1,61 @@
-"""graphtag.estimation (under construction)."""
+"""Grad-TAG estimation: task subsets, surrogates, estimated losses and task affinity.
+
+See ALGORITHMS.md §4-§6. Typical use::
+
+    est = GradTAG(subset_size=10, num_subsets=2000, seed=0).fit(features)
+    est.affinity_  # [T, T], feed to graphtag.clustering
+
+``finetune_subset`` and the real-training affinities (``real_subset_losses``,
+``higher_order_affinity``, ``pairwise_real_affinity``) are the reference Grad-TAG estimates.
+"""
+
+from ._affinity import pairwise_affinity, pairwise_loss_tables, subset_affinity
+from ._finetune import FinetuneResult, finetune_subset
+from ._grad_tag import GradTAG, make_synthetic_features
+from ._losses import NetworkLossFn, base_losses, estimate_losses
+from ._real import (
+    PAIRWISE_MAX_TASKS,
+    RealContext,
+    higher_order_affinity,
+    pairwise_real_affinity,
+    real_subset_losses,
+)
+from ._subsets import check_subsets, pair_counts, pairwise_subsets, sample_task_subsets
+from ._surrogate import (
+    DEFAULT_L2,
+    SurrogateFit,
+    TaskStats,
+    fit_surrogates,
+    l2_scale,
+    one_step_surrogates,
+    task_statistics,
+)
+
+__all__ = [
+    "DEFAULT_L2",
+    "PAIRWISE_MAX_TASKS",
+    "FinetuneResult",
+    "GradTAG",
+    "NetworkLossFn",
+    "RealContext",
+    "SurrogateFit",
+    "TaskStats",
+    "base_losses",
+    "check_subsets",
+    "estimate_losses",
+    "finetune_subset",
+    "fit_surrogates",
+    "higher_order_affinity",
+    "l2_scale",
+    "make_synthetic_features",
+    "one_step_surrogates",
+    "pair_counts",
+    "pairwise_affinity",
+    "pairwise_loss_tables",
+    "pairwise_real_affinity",
+    "pairwise_subsets",
+    "real_subset_losses",
+    "sample_task_subsets",
+    "subset_affinity",
+    "task_statistics",
+]

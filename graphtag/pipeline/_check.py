@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._utils import derive_seed
-from ..artifacts import hash_object, load_json, save_json
+from ..artifacts import save_json
 from ..errors import GraphtagError
 from ..training import TrainConfig
 from ._config import EstimatorConfig, RunConfig
@@ -104,13 +103,26 @@ def compare_losses(
     return out
 
 
-def check_estimator(run: Run, num_subsets: int, subset_size: int) -> dict[str, Any]:
-    """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real."""
+def check_estimator(
+    run: Run,
+    num_subsets: int,
+    subset_size: int,
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> dict[str, Any]:
+    """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real.
+
+    Real fine-tunes go through :func:`graphtag.estimation.real_subset_losses` (checkpointed per
+    subset under ``run.out / "finetune"``, so an interrupted check resumes). Timings of reused
+    fine-tunes are those of this process only.
+    """
     from ..estimation import (
+        RealContext,
         base_losses,
         estimate_losses,
-        finetune_subset,
         fit_surrogates,
+        real_subset_losses,
         sample_task_subsets,
     )
 
@@ -139,36 +151,17 @@ def check_estimator(run: Run, num_subsets: int, subset_size: int) -> dict[str, A
     estimated_np = np.asarray(estimated.double().cpu())
     base = np.asarray(base_losses(feats).double().cpu())
 
-    real = np.full((len(subsets), num_tasks), np.nan)
-    real_seconds = 0.0
-    folder = run.out / "finetune"
-    for k, s in enumerate(tqdm(subsets, desc="fine-tune subsets", disable=not run.progress)):
-        key = {"base": run.base_key(), "subset": list(s), "seed": run.config.seed}
-        path = folder / f"{hash_object(key)[:24]}.json"
-        if path.exists():
-            try:
-                rec = load_json(path)
-                real[k, list(s)] = rec["val_losses"]
-                real_seconds += rec["seconds"]
-                continue
-            except (GraphtagError, KeyError):
-                pass
-        t0 = time.perf_counter()
-        res = finetune_subset(
-            base_model, data, run.inputs, s, run.config.train, seed=run.config.seed
-        )
-        secs = time.perf_counter() - t0
-        real_seconds += secs
-        real[k, list(s)] = res.val_losses.numpy()
-        save_json(
-            path,
-            {
-                "subset": list(s),
-                "val_losses": res.val_losses.tolist(),
-                "seconds": secs,
-                "best_epoch": res.best_epoch,
-            },
-        )
+    t0 = time.perf_counter()
+    real = real_subset_losses(
+        RealContext(base_model, data, run.inputs, run.config.train),
+        subsets,
+        seed=run.config.seed,
+        executor=executor,
+        checkpoint_dir=run.out / "finetune",
+        progress=run.progress,
+        ray_address=ray_address,
+    )
+    real_seconds = time.perf_counter() - t0
     stats = compare_losses(subsets, estimated_np, real, base, num_tasks)
     m = len(subsets)
     est_marginal = est_seconds / m
@@ -217,7 +210,13 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
     )
     config = RunConfig(dataset=args.dataset, seed=args.seed, train=train, estimator=est)
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
-    stats = check_estimator(run, args.num_subsets, args.subset_size)
+    stats = check_estimator(
+        run,
+        args.num_subsets,
+        args.subset_size,
+        executor=getattr(args, "executor", "local"),
+        ray_address=getattr(args, "ray_address", None),
+    )
     report = run.header()
     report["estimator"] = asdict(est)
     report.update(stats)

@@ -1,0 +1,359 @@
+"""The Grad-TAG estimator and a synthetic feature generator with planted task groups."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .._utils import resolve_device, torch_generator
+from ..errors import GraphtagError
+from ..gradients import TRAIN, GradientFeatures
+from ._affinity import subset_affinity
+from ._losses import NetworkLossFn, base_losses, estimate_losses
+from ._subsets import check_subsets, sample_task_subsets
+from ._surrogate import DEFAULT_L2, _check_features, fit_surrogates, task_statistics
+
+__all__ = ["GradTAG", "make_synthetic_features"]
+
+
+class GradTAG:
+    r"""Grad-TAG: task affinity from gradient-based surrogates of subset training.
+
+    Li, Sharma, Zhang, "Scalable Multitask Learning Using Gradient-based Estimation of Task
+    Affinity", KDD 2024. For ``M`` random subsets ``S`` of ``subset_size`` tasks, fit the
+    linearised model around the base model ``theta0`` (ALGORITHMS.md §4)
+
+    .. math::
+        w_S = \arg\min_w \frac{1}{n_S} \sum_{t \in S} \sum_{i \in \mathrm{train}_t}
+              \mathrm{BCE}(o_{it} + g_{it}^\top w, y_{it}) + \frac{\lambda}{2} \|w\|^2
+
+    estimate each member task's validation loss :math:`L_t(S)` under :math:`w_S`, and turn the
+    table into the affinity of ALGORITHMS.md §5: :math:`A_{ij}` = mean over the subsets holding
+    ``i`` and ``j`` of task ``i``'s standardised score :math:`-L_i(S)`.
+
+    Args:
+        subset_size: Tasks per subset (``<= T``).
+        num_subsets: Number ``M`` of distinct subsets.
+        l2: Ridge strength, relative to the curvature scale
+            (:func:`~graphtag.estimation.l2_scale`) unless ``l2_relative=False``.
+        min_pair_count: Every pair must share at least this many subsets
+            (:func:`~graphtag.estimation.sample_task_subsets`; ``0`` disables it).
+        loss: ``"linear"`` (surrogate loss on validation rows, fast) or ``"network"`` (the real
+            network at ``theta0 + P w_S``, via the ``network_loss_fn`` given to :meth:`fit`, e.g.
+            ``lambda subsets, w: graphtag.gradients.network_subset_losses(model, inputs, data,
+            projector, subsets, w)`` with the projector the features were computed with).
+        seed: Seed of the subset draw.
+        device: Compute device (``None``: where the features are; ``"auto"``: CUDA if available).
+        l2_relative: Whether ``l2`` is relative.
+        symmetric: Store ``(A + A^T) / 2`` in ``affinity_`` (clustering-ready); ``False`` keeps the
+            directional matrix (row = recipient task).
+        tol: Newton convergence tolerance (relative gradient norm).
+        max_iter: Maximum Newton steps per subset.
+        batch_size: Subsets solved together (``None``: sized to memory).
+        progress: Show progress bars.
+
+    Attributes:
+        subsets_: ``M`` sorted tuples.
+        weights_: ``[M, d]`` float64 surrogate solutions.
+        converged_: ``[M]`` bool.
+        losses_: ``[M, T]`` float64 estimated validation losses (NaN outside the subset).
+        base_losses_: ``[T]`` float64 validation losses of the base model (``w = 0``).
+        affinity_: ``[T, T]`` float64 numpy array.
+        l2_: Absolute ridge strength used.
+        timings_: Seconds per stage (``statistics``, ``surrogates``, ``losses``, ``affinity``).
+
+    Example:
+        >>> from graphtag.estimation import GradTAG, make_synthetic_features
+        >>> feats = make_synthetic_features(num_tasks=6, num_groups=2, seed=0)
+        >>> est = GradTAG(subset_size=3, num_subsets=20, min_pair_count=1).fit(feats)
+        >>> est.affinity_.shape, est.losses_.shape
+        ((6, 6), torch.Size([20, 6]))
+    """
+
+    def __init__(
+        self,
+        subset_size: int = 10,
+        num_subsets: int = 2000,
+        l2: float = DEFAULT_L2,
+        min_pair_count: int = 5,
+        loss: str = "linear",
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        *,
+        l2_relative: bool = True,
+        symmetric: bool = True,
+        tol: float = 1e-5,
+        max_iter: int = 50,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.subset_size = subset_size
+        self.num_subsets = num_subsets
+        self.l2 = l2
+        self.min_pair_count = min_pair_count
+        self.loss = loss
+        self.seed = seed
+        self.device = device
+        self.l2_relative = l2_relative
+        self.symmetric = symmetric
+        self.tol = tol
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        names = [
+            "subset_size",
+            "num_subsets",
+            "l2",
+            "min_pair_count",
+            "loss",
+            "seed",
+            "device",
+            "l2_relative",
+            "symmetric",
+            "tol",
+            "max_iter",
+            "batch_size",
+            "progress",
+        ]
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"{type(self).__name__}({args})"
+
+    def fit(
+        self, features: GradientFeatures, network_loss_fn: NetworkLossFn | None = None
+    ) -> GradTAG:
+        """Sample subsets, fit their surrogates, estimate losses and the affinity.
+
+        Args:
+            features: Projected gradient features with training and validation rows for every
+                task.
+            network_loss_fn: Only for ``loss="network"``: ``fn(subsets, weights [M, d]) ->
+                [M, T]`` validation losses of the real network at ``theta0 + P w_S``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            GraphtagError: On invalid hyperparameters, a task without training or validation
+                rows, or a ``network_loss_fn`` that does not match ``loss``.
+        """
+        if self.loss not in ("linear", "network"):
+            raise GraphtagError(f"loss must be 'linear' or 'network', got {self.loss!r}")
+        if self.loss == "network" and network_loss_fn is None:
+            raise GraphtagError(
+                "loss='network' needs fit(features, network_loss_fn=...) computing the real "
+                "network's validation losses at theta0 + P w; or use loss='linear'"
+            )
+        if self.loss == "linear" and network_loss_fn is not None:
+            raise GraphtagError("network_loss_fn is only used with loss='network'")
+        features = _check_features(features)
+        self._check_rows(features)
+        device = features.features.device if self.device is None else resolve_device(self.device)
+        num_tasks = features.num_tasks
+        timings: dict[str, float] = {}
+
+        start = time.perf_counter()
+        self.subsets_ = sample_task_subsets(
+            num_tasks,
+            self.subset_size,
+            self.num_subsets,
+            seed=self.seed,
+            min_pair_count=self.min_pair_count,
+        )
+        timings["subsets"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        self.stats_ = task_statistics(features, device=device)
+        timings["statistics"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        fit = fit_surrogates(
+            features,
+            self.subsets_,
+            self.l2,
+            l2_relative=self.l2_relative,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            batch_size=self.batch_size,
+            device=device,
+            stats=self.stats_,
+            progress=self.progress,
+        )
+        timings["surrogates"] = time.perf_counter() - start
+        self.weights_ = fit.weights
+        self.converged_ = fit.converged
+        self.iterations_ = fit.iterations
+        self.l2_ = fit.l2
+        if fit.num_failed:
+            warnings.warn(
+                f"{fit.num_failed} of {len(self.subsets_)} surrogates did not converge within "
+                f"max_iter={self.max_iter} (tol={self.tol}); see converged_; raise max_iter or l2",
+                UserWarning,
+                stacklevel=2,
+            )
+
+        start = time.perf_counter()
+        self.losses_ = estimate_losses(
+            features,
+            self.subsets_,
+            self.weights_,
+            kind=self.loss,
+            network_loss_fn=network_loss_fn,
+            batch_size=self.batch_size,
+            device=device,
+        )
+        self.base_losses_ = base_losses(features, device=device)
+        timings["losses"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        self.affinity_ = subset_affinity(
+            self.subsets_, self.losses_, num_tasks, symmetric=self.symmetric
+        )
+        timings["affinity"] = time.perf_counter() - start
+        self.timings_ = timings
+        self.features_ = features
+        self.network_loss_fn_ = network_loss_fn
+        self.device_ = device
+        return self
+
+    @staticmethod
+    def _check_rows(features: GradientFeatures) -> None:
+        num_tasks = features.num_tasks
+        task, labels = features.task.cpu(), features.labels.cpu()
+        train = features.split.cpu() == TRAIN
+        n_train = torch.bincount(task[train], minlength=num_tasks)
+        n_val = torch.bincount(task[~train], minlength=num_tasks)
+        for name, count in (("training", n_train), ("validation", n_val)):
+            empty = torch.nonzero(count == 0).flatten().tolist()
+            if empty:
+                raise GraphtagError(
+                    f"tasks {empty[:10]}{' ...' if len(empty) > 10 else ''} have no {name} rows "
+                    f"in the gradient features; drop these tasks or re-extract features with "
+                    f"{name} nodes for them"
+                )
+        pos = torch.zeros(num_tasks, dtype=torch.float64)
+        pos.index_add_(0, task[train], labels[train].to(torch.float64))
+        one_class = torch.nonzero((pos == 0) | (pos == n_train.to(pos.dtype))).flatten().tolist()
+        if one_class:
+            warnings.warn(
+                f"tasks {one_class[:10]}{' ...' if len(one_class) > 10 else ''} have a single "
+                "class among their training rows; their surrogate losses carry little signal",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def estimate(self, subset: Sequence[int]) -> Tensor:
+        """Estimated validation loss of every task under the surrogate of one subset.
+
+        Uses the fitted features, ridge and loss kind.
+
+        Args:
+            subset: Task indices.
+
+        Returns:
+            ``[T]`` float64 (NaN for tasks outside ``subset``).
+
+        Raises:
+            GraphtagError: If the estimator is not fitted or the subset is invalid.
+        """
+        if not hasattr(self, "features_"):
+            raise GraphtagError("this GradTAG is not fitted yet; call fit(features) first")
+        subs = check_subsets([subset], self.features_.num_tasks)
+        fit = fit_surrogates(
+            self.features_,
+            subs,
+            self.l2_,
+            l2_relative=False,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            device=self.device_,
+            stats=self.stats_,
+        )
+        return estimate_losses(
+            self.features_,
+            subs,
+            fit.weights,
+            kind=self.loss,
+            network_loss_fn=self.network_loss_fn_,
+            device=self.device_,
+        )[0]
+
+
+def make_synthetic_features(
+    num_tasks: int = 6,
+    num_groups: int = 2,
+    train_rows: int = 40,
+    val_rows: int = 40,
+    dim: int = 8,
+    signal: float = 2.0,
+    bias: float = -1.0,
+    seed: int = 0,
+) -> GradientFeatures:
+    """Synthetic gradient features with planted task groups (for tests and benchmarks).
+
+    Tasks are split into ``num_groups`` contiguous groups. Group ``c`` has a direction
+    ``u_c`` (``||u_c|| = signal``); the rows of task ``t`` in group ``c`` have features
+    ``g ~ N(0, I_d)``, base logits ``o ~ N(bias, 1)`` and labels ``y ~ Bernoulli(sigmoid(o +
+    g . u_c))``. So tasks of one group gain from moving ``w`` along the same direction and
+    training them together helps; tasks of different groups pull ``w`` apart.
+
+    Args:
+        num_tasks: ``T``.
+        num_groups: Planted groups (``1 <= num_groups <= T``).
+        train_rows: Training rows per task.
+        val_rows: Validation rows per task.
+        dim: Feature dimension ``d``.
+        signal: Norm of each group direction.
+        bias: Mean base logit.
+        seed: Seed.
+
+    Returns:
+        :class:`~graphtag.gradients.GradientFeatures`, rows sorted by (task, split, node);
+        ``meta["planted_groups"]`` lists the groups.
+    """
+    for name, value, low in (
+        ("num_tasks", num_tasks, 1),
+        ("num_groups", num_groups, 1),
+        ("train_rows", train_rows, 1),
+        ("val_rows", val_rows, 1),
+        ("dim", dim, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise GraphtagError(f"{name} must be an integer >= {low}, got {value!r}")
+    if num_groups > num_tasks:
+        raise GraphtagError(f"num_groups={num_groups} exceeds num_tasks={num_tasks}")
+    gen = torch_generator(seed, "make_synthetic_features")
+    group = torch.arange(num_tasks) * num_groups // num_tasks
+    directions = torch.randn(num_groups, dim, generator=gen, dtype=torch.float64)
+    directions = signal * directions / directions.norm(dim=1, keepdim=True)
+    per_task = train_rows + val_rows
+    num_rows = num_tasks * per_task
+    g = torch.randn(num_rows, dim, generator=gen, dtype=torch.float64)
+    o = bias + torch.randn(num_rows, generator=gen, dtype=torch.float64)
+    task = torch.arange(num_tasks).repeat_interleave(per_task)
+    true_logit = o + (g * directions[group[task]]).sum(1)
+    labels = torch.bernoulli(torch.sigmoid(true_logit), generator=gen)
+    split = torch.cat([torch.zeros(train_rows), torch.ones(val_rows)]).to(torch.int8)
+    node = torch.arange(per_task).repeat(num_tasks)
+    groups = [torch.nonzero(group == c).flatten().tolist() for c in range(num_groups)]
+    return GradientFeatures(
+        features=g.float(),
+        offsets=o.float(),
+        labels=labels.float(),
+        task=task,
+        node=node,
+        split=split.repeat(num_tasks),
+        num_tasks=num_tasks,
+        meta={
+            "synthetic": True,
+            "seed": seed,
+            "signal": signal,
+            "bias": bias,
+            "planted_groups": groups,
+        },
+    )
