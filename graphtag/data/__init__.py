@@ -5,9 +5,11 @@ from ._graph import build_multilabel_graph, check_multilabel_graph, clean_edges,
 from ._registry import BUILTIN_DATASETS, DatasetInfo, cache_dir, embedded_path, load_dataset
 from ._spec import DatasetSpec, parse_spec
 from ._splits import per_task_split
+from ._synthetic import SYNTHETIC_OPTIONS, make_multilabel_graph
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "SYNTHETIC_OPTIONS",
     "DatasetInfo",
     "DatasetSpec",
     "build_multilabel_graph",
@@ -16,6 +18,7 @@ __all__ = [
     "clean_edges",
     "embedded_path",
     "load_dataset",
+    "make_multilabel_graph",
     "normalized_adjacency",
     "parse_spec",
     "per_task_split",

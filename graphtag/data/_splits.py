@@ -26,6 +26,38 @@ def _split_counts(n: Tensor, ratios: tuple[float, float, float]) -> tuple[Tensor
     return n_train, n_val
 
 
+def _split_chunk(
+    y: Tensor, tasks: range, ratios: tuple[float, float, float], seed: int
+) -> tuple[Tensor, Tensor]:
+    """Train and validation masks ``[N, len(tasks)]`` of one chunk of tasks."""
+    num_nodes = y.size(0)
+    pos = y > 0.5
+    keys = torch.stack(
+        [
+            torch.rand(num_nodes, generator=torch_generator(seed, "per_task_split", t))
+            for t in tasks
+        ],
+        dim=1,
+    )
+    # Sort each column by (class, random key): positives first, in random order.
+    order = torch.argsort(keys - 2.0 * pos.to(keys.dtype), dim=0)
+    del keys
+    n_pos = pos.sum(0)
+    n_neg = num_nodes - n_pos
+    rank = torch.empty_like(order)
+    rank.scatter_(0, order, torch.arange(num_nodes).unsqueeze(1).expand(-1, len(tasks)))
+    del order
+    # Rank within the node's own class.
+    within = torch.where(pos, rank, rank - n_pos.unsqueeze(0))
+    tr_p, va_p = _split_counts(n_pos, ratios)
+    tr_n, va_n = _split_counts(n_neg, ratios)
+    n_tr = torch.where(pos, tr_p.unsqueeze(0), tr_n.unsqueeze(0))
+    n_va = torch.where(pos, va_p.unsqueeze(0), va_n.unsqueeze(0))
+    train = within < n_tr
+    val = (within >= n_tr) & (within < n_tr + n_va)
+    return train, val
+
+
 def per_task_split(
     y: Tensor,
     ratios: tuple[float, float, float] = (0.2, 0.2, 0.6),
@@ -59,22 +91,16 @@ def per_task_split(
             f"split ratios must be three non-negative numbers summing to 1, got {ratios}"
         )
     num_nodes, num_tasks = y.shape
-    pos = y > 0.5
-    gen = torch_generator(seed, "per_task_split")
-    keys = torch.rand(num_nodes, num_tasks, generator=gen)
-    # Sort each column by (class, random key): positives first, in random order.
-    order = torch.argsort(keys - 2.0 * pos.to(keys.dtype), dim=0)
-    n_pos = pos.sum(0)
-    n_neg = num_nodes - n_pos
-    rank = torch.empty_like(order)
-    rank.scatter_(0, order, torch.arange(num_nodes).unsqueeze(1).expand(-1, num_tasks))
-    # Rank within the node's own class.
-    within = torch.where(pos, rank, rank - n_pos.unsqueeze(0))
-    tr_p, va_p = _split_counts(n_pos, ratios)
-    tr_n, va_n = _split_counts(n_neg, ratios)
-    n_tr = torch.where(pos, tr_p.unsqueeze(0), tr_n.unsqueeze(0))
-    n_va = torch.where(pos, va_p.unsqueeze(0), va_n.unsqueeze(0))
-    train = within < n_tr
-    val = (within >= n_tr) & (within < n_tr + n_va)
+    train = torch.zeros(num_nodes, num_tasks, dtype=torch.bool)
+    val = torch.zeros_like(train)
+    # Tasks are processed in chunks so temporaries stay near 64 M elements (1M nodes x 500 tasks
+    # fits in a few GB); each task's keys come from its own generator, so chunking never
+    # changes the split.
+    chunk = max(1, (1 << 26) // max(1, num_nodes))
+    for start in range(0, num_tasks, chunk):
+        cols = range(start, min(num_tasks, start + chunk))
+        tr, va = _split_chunk(y[:, cols.start : cols.stop], cols, ratios, seed)
+        train[:, cols.start : cols.stop] = tr
+        val[:, cols.start : cols.stop] = va
     test = ~(train | val)
     return train, val, test
