@@ -106,20 +106,15 @@ def test_bad_label_shape():
 
 
 def test_each_task_split_is_independent_of_the_other_tasks():
-    # Per-task generators: splitting a column alone gives the same masks, so chunking tasks
-    # (done for memory on large label matrices) never changes the split.
+    # Per-task generators: task 0's masks do not depend on how many other tasks are split with
+    # it, so chunking tasks (done for memory on large label matrices) never changes the split.
     import torch
 
     from graphtag.data import per_task_split
 
     y = (torch.rand(300, 5, generator=torch.Generator().manual_seed(3)) < 0.3).float()
     full = per_task_split(y, seed=7)
-    for t in range(5):
-        single = per_task_split(y[:, [t]], seed=7)
-        # the same task index is needed for the same generator: compare via a shifted matrix
-        if t == 0:
-            for a, b in zip(full, single):
-                assert torch.equal(a[:, :1], b)
-    shifted = per_task_split(torch.cat([y[:, :2], y[:, 2:]], 1), seed=7)
-    for a, b in zip(full, shifted):
-        assert torch.equal(a, b)
+    for width in (1, 2, 4):
+        part = per_task_split(y[:, :width], seed=7)
+        for a, b in zip(full, part):
+            assert torch.equal(a[:, :width], b)
