@@ -1,0 +1,360 @@
+"""Training loop (masked multi-task BCE, validation-based selection) and exact prediction."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from .._utils import derive_seed, resolve_device
+from ..errors import GraphtagError, NumericalError
+from ..metrics import roc_auc_scores
+from ..models import SIGN, GraphInputs, MultiTaskGNN, build_model, check_tasks
+from ._config import TrainConfig
+from ._loss import masked_bce, per_task_bce
+
+__all__ = ["TrainResult", "fit_model", "predict"]
+
+SELECT = ("auc", "loss")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`fit_model`.
+
+    Attributes:
+        model: The best checkpoint (by the selection metric), in eval mode, on the inputs'
+            device, with one output per trained task (in the order of ``tasks``).
+        best_epoch: 1-based epoch of the best checkpoint.
+        best_val: Its selection value: mean validation ROC-AUC (``select="auc"``) or mean
+            validation BCE (``select="loss"``) over ``tasks``.
+        history: One dict per evaluation: ``epoch``, ``train_loss`` (mean masked BCE of the
+            epoch's batches), ``val_loss``, ``val_auc`` (means over ``tasks``; tasks without
+            both classes in validation are left out of ``val_auc``) and ``seconds`` since start.
+        seconds: Wall-clock training time.
+        tasks: The dataset task index of every model output.
+        select: The selection metric.
+    """
+
+    model: nn.Module
+    best_epoch: int
+    best_val: float
+    history: list[dict[str, float]]
+    seconds: float
+    tasks: list[int] = field(default_factory=list)
+    select: str = "auc"
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def predict(
+    model: nn.Module,
+    inputs: GraphInputs,
+    nodes: Tensor | Sequence[int] | None = None,
+    batch_size: int = 4096,
+) -> Tensor:
+    """Exact logits of ``nodes`` (eval mode, no gradients).
+
+    The model's train/eval mode is restored afterwards.
+
+    Args:
+        model: A model matching ``inputs`` (on ``inputs.device``).
+        inputs: From :func:`graphtag.models.prepare_inputs`.
+        nodes: Node ids ``[n]``, a bool mask ``[N]``, or ``None`` for every node.
+        batch_size: Seed nodes per exact inference batch.
+
+    Returns:
+        float32 ``[n, T]`` logits on the CPU, rows in the order of ``nodes``.
+
+    Example:
+        >>> from graphtag.data import build_multilabel_graph
+        >>> from graphtag.models import ModelConfig, build_model, prepare_inputs
+        >>> ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+        >>> data = build_multilabel_graph(ei, torch.eye(4)[:, :2], name="ring", feature_dim=2)
+        >>> inputs = prepare_inputs(data, ModelConfig("sage", hidden_channels=4), "cpu")
+        >>> model = build_model(inputs.config, inputs.in_channels, num_tasks=2)
+        >>> predict(model, inputs).shape
+        torch.Size([4, 2])
+    """
+    device = _model_device(model)
+    if device != inputs.device:
+        raise GraphtagError(
+            f"the model is on {device} but the inputs on {inputs.device}; move the model with "
+            f"model.to({str(inputs.device)!r})"
+        )
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        with torch.no_grad():
+            for b in inputs.batches(nodes, batch_size, train=False):
+                outs.append(model(*b.args)[b.out].float().cpu())
+    finally:
+        model.train(was_training)
+    if not outs:
+        return torch.zeros(0, _num_outputs(model))
+    return torch.cat(outs)
+
+
+def _num_outputs(model: nn.Module) -> int:
+    head = getattr(model, "head", None)
+    return int(head.out_features) if isinstance(head, nn.Linear) else 0
+
+
+def _model_name(model: nn.Module) -> str | None:
+    if isinstance(model, SIGN):
+        return "sign"
+    if isinstance(model, MultiTaskGNN):
+        return model.encoder
+    return None
+
+
+def _check_inputs(data: Data, inputs: GraphInputs, config: TrainConfig) -> None:
+    for key in ("y", "train_mask", "val_mask"):
+        if getattr(data, key, None) is None:
+            raise GraphtagError(
+                f"the graph has no {key!r}; build it with graphtag.data.build_multilabel_graph"
+            )
+    if data.y.dim() != 2 or data.y.size(0) != inputs.num_nodes:
+        raise GraphtagError(
+            f"labels y {tuple(data.y.shape)} do not match the inputs' {inputs.num_nodes} nodes; "
+            "prepare the inputs from the same graph"
+        )
+    for key in ("train_mask", "val_mask"):
+        if getattr(data, key).shape != data.y.shape:
+            raise GraphtagError(
+                f"{key} {tuple(getattr(data, key).shape)} must match y {tuple(data.y.shape)}"
+            )
+    want, have = config.model_config, inputs.config
+    if want.name != have.name or (
+        want.num_hops != have.num_hops
+        if want.name == "sign"
+        else want.num_layers != have.num_layers
+    ):
+        raise GraphtagError(
+            f"the inputs were prepared for {have} but the training config asks for {want}; "
+            "call prepare_inputs(data, config.model_config, device) again"
+        )
+    if config.device != "auto" and resolve_device(config.device) != inputs.device:
+        raise GraphtagError(
+            f"config.device is {config.device!r} but the inputs are on {inputs.device}; prepare "
+            f"the inputs on {config.device!r}"
+        )
+
+
+def _initial_model(
+    init: nn.Module | None,
+    config: TrainConfig,
+    inputs: GraphInputs,
+    tasks: list[int],
+    num_tasks: int,
+) -> nn.Module:
+    if init is None:
+        return build_model(config.model_config, inputs.in_channels, len(tasks))
+    name = _model_name(init)
+    if name is not None and name != inputs.config.name:
+        raise GraphtagError(
+            f"init is a {name!r} model but the inputs were prepared for {inputs.config.name!r}"
+        )
+    outputs = _num_outputs(init)
+    if outputs == num_tasks and hasattr(init, "with_tasks"):
+        return init.with_tasks(tasks)
+    if outputs == len(tasks):
+        return copy.deepcopy(init)
+    raise GraphtagError(
+        f"init has {outputs} outputs; warm-starting needs one per dataset task ({num_tasks}, "
+        f"restricted to tasks) or one per trained task ({len(tasks)})"
+    )
+
+
+def _val_scores(logits: Tensor, y: Tensor, mask: Tensor, defined: Tensor) -> tuple[float, float]:
+    loss = per_task_bce(logits, y, mask)
+    val_loss = float(loss[~torch.isnan(loss)].mean()) if (~torch.isnan(loss)).any() else math.nan
+    auc = roc_auc_scores(y, logits, mask)
+    val_auc = float(auc[defined].mean()) if bool(defined.any()) else math.nan
+    return val_loss, val_auc
+
+
+def fit_model(
+    data: Data,
+    inputs: GraphInputs,
+    tasks: Sequence[int] | None,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    init: nn.Module | None = None,
+    select: str = "auc",
+    progress: bool = False,
+) -> TrainResult:
+    """Train a multi-task model on ``tasks`` and return its best validation checkpoint.
+
+    Loss: masked BCE, the mean over the labelled (node, task) pairs of each batch, with only the
+    training labels of ``tasks``. Training seeds are the nodes with a training label in any of
+    ``tasks``. After every ``eval_every`` epochs the model is evaluated exactly on the nodes with
+    a validation label; the checkpoint with the best mean validation ROC-AUC over ``tasks``
+    (``select="auc"``; tasks without both classes in validation are left out) or mean
+    validation BCE (``select="loss"``) is kept, and training stops after ``patience`` epochs
+    without improvement.
+
+    Warm start: with ``init``, training starts from a copy of it (``config``'s architecture
+    fields are then ignored). If ``init`` has one output per dataset task, the copy is
+    ``init.with_tasks(tasks)`` (same body, head rows of ``tasks``), so fine-tuning a subset from
+    the all-task base model trains exactly the subset's outputs; if it has ``len(tasks)``
+    outputs it is copied as is. ``init`` itself is never modified.
+
+    Randomness: parameters, dropout and batch order derive from ``seed`` only. Dropout draws
+    from the global torch RNG, so the loop runs inside :func:`torch.random.fork_rng` with a
+    derived seed: the caller's RNG state is left untouched and the same seed gives an identical
+    model on the same device.
+
+    Args:
+        data: Multi-label graph with ``y``, ``train_mask`` and ``val_mask`` ``[N, T]``.
+        inputs: From ``prepare_inputs(data, config.model_config, device)``; the model lives on
+            ``inputs.device`` (``config.device``, unless ``"auto"``, must agree).
+        tasks: Dataset task indices to train (``None``: all ``T``).
+        config: Model and optimisation settings.
+        seed: Seed of initialisation, dropout and batching.
+        init: Optional model to warm-start from (see above).
+        select: ``"auc"`` or ``"loss"``.
+        progress: Show a progress bar over epochs.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        GraphtagError: For bad tasks, mismatched inputs, no training or validation labels, or
+            ``select="auc"`` when no task has both classes in validation.
+        NumericalError: When the training loss or the validation logits become NaN or inf.
+
+    Example:
+        >>> from graphtag.data import build_multilabel_graph
+        >>> from graphtag.models import prepare_inputs
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ei = torch.randint(0, 60, (2, 240), generator=g)
+        >>> y = (torch.rand(60, 3, generator=g) < 0.5).float()
+        >>> data = build_multilabel_graph(ei, y, name="toy", feature_dim=8)
+        >>> config = TrainConfig(hidden_channels=16, epochs=5, device="cpu")
+        >>> inputs = prepare_inputs(data, config.model_config, "cpu")
+        >>> result = fit_model(data, inputs, [0, 2], config, seed=0)
+        >>> result.model.head.out_features, len(result.history)
+        (2, 5)
+    """
+    start = time.perf_counter()
+    if select not in SELECT:
+        raise GraphtagError(f"select must be 'auc' or 'loss', got {select!r}")
+    _check_inputs(data, inputs, config)
+    num_tasks = int(data.y.size(1))
+    task_list = check_tasks(range(num_tasks) if tasks is None else tasks, num_tasks)
+    cols = torch.tensor(task_list)
+    y_all = data.y.index_select(1, cols).float()
+    train_mask = data.train_mask.index_select(1, cols).bool()
+    val_mask = data.val_mask.index_select(1, cols).bool()
+    train_nodes = train_mask.any(1).nonzero().flatten()
+    val_nodes = val_mask.any(1).nonzero().flatten()
+    if train_nodes.numel() == 0:
+        raise GraphtagError(f"tasks {task_list} have no training labels (train_mask is empty)")
+    if val_nodes.numel() == 0:
+        raise GraphtagError(f"tasks {task_list} have no validation labels (val_mask is empty)")
+    y_val, m_val = y_all[val_nodes], val_mask[val_nodes]
+    pos_val = (y_val.bool() & m_val).sum(0)
+    defined = (pos_val > 0) & (pos_val < m_val.sum(0))
+    if select == "auc" and not bool(defined.any()):
+        raise GraphtagError(
+            f"no task of {task_list} has both classes in validation, so ROC-AUC is undefined; "
+            "use select='loss'"
+        )
+
+    device = inputs.device
+    y_dev, train_dev = y_all.to(device), train_mask.to(device)
+    batch_size = config.batch_size
+    fork_devices = (
+        [device.index if device.index is not None else 0] if device.type == "cuda" else []
+    )
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(derive_seed(seed, "fit_model"))
+        if device.type == "cuda":
+            torch.cuda.manual_seed(derive_seed(seed, "fit_model", "cuda"))
+        model = _initial_model(init, config, inputs, task_list, num_tasks).to(device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        history: list[dict[str, float]] = []
+        best_score, best_epoch, best_val = -math.inf, 0, math.nan
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar = tqdm(
+            range(1, config.epochs + 1), disable=not progress, desc="fit_model", unit="epoch"
+        )
+        for epoch in bar:
+            model.train()
+            total, pairs = torch.zeros((), device=device), torch.zeros((), device=device)
+            batches = inputs.batches(
+                train_nodes,
+                batch_size,
+                train=True,
+                shuffle=True,
+                seed=derive_seed(seed, "epoch", epoch),
+                fanouts=config.resolved_fanouts,
+            )
+            for b in batches:
+                mask = train_dev[b.nodes]
+                loss = masked_bce(model(*b.args)[b.out], y_dev[b.nodes], mask)
+                if not bool(torch.isfinite(loss)):
+                    raise NumericalError(
+                        f"training diverged at epoch {epoch}: loss is {float(loss.detach())} "
+                        f"for tasks {task_list}; lower lr (now {config.lr}) or check x for NaN/inf"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                count = mask.sum()
+                total = total + loss.detach() * count
+                pairs = pairs + count
+            if epoch % config.eval_every and epoch != config.epochs:
+                continue
+            logits = predict(model, inputs, val_nodes, config.eval_batch_size)
+            if not bool(torch.isfinite(logits).all()):
+                raise NumericalError(
+                    f"validation logits are NaN/inf at epoch {epoch} for tasks {task_list}; "
+                    f"lower lr (now {config.lr})"
+                )
+            val_loss, val_auc = _val_scores(logits, y_val, m_val, defined)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": float(total / pairs.clamp(min=1)),
+                    "val_loss": val_loss,
+                    "val_auc": val_auc,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            score = val_auc if select == "auc" else -val_loss
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_val = val_auc if select == "auc" else val_loss
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bar.set_postfix(val_auc=f"{val_auc:.4f}", val_loss=f"{val_loss:.4f}")
+            if epoch - best_epoch >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        model=model,
+        best_epoch=best_epoch,
+        best_val=float(best_val),
+        history=history,
+        seconds=time.perf_counter() - start,
+        tasks=task_list,
+        select=select,
+    )
