@@ -296,7 +296,7 @@ class Run:
         gt = GradTAG(
             subset_size=subset_size,
             num_subsets=num_subsets,
-            min_pair_count=est.min_pair_count,
+            min_pair_count=min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2)),
             loss=est.loss,
             seed=derive_seed(self.config.seed, "subsets"),
             device=self.device,

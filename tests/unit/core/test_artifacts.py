@@ -36,8 +36,7 @@ def test_fault_hook_mid_write_keeps_previous_version(tmp_path):
     path = tmp_path / "x.json"
     save_json(path, {"v": 1})
     code = (
-        "from graphtag.artifacts import save_json; import sys;"
-        f"save_json({str(path)!r}, {{'v': 2}})"
+        f"from graphtag.artifacts import save_json; import sys;save_json({str(path)!r}, {{'v': 2}})"
     )
     env = dict(os.environ, GRAPHTAG_FAULT="write:x.json")
     proc = subprocess.run([sys.executable, "-c", code], env=env)

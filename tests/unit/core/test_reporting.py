@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from graphtag.grouping._random import canonical_groups, check_partition, random_groups_like
 from graphtag.errors import GraphtagError
+from graphtag.grouping._random import canonical_groups, check_partition, random_groups_like
 from graphtag.reporting import plot_affinity, render_report_md, summarise_seeds
 
 
