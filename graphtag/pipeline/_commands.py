@@ -105,7 +105,11 @@ def run_pipeline(run: Run) -> dict[str, Any]:
     blocks: dict[str, list[dict[str, Any]]] = {"mtl_all": [], "grouped": [], "random_groups": []}
     per_task_auc: dict[str, list[list[float | None]]] = {b: [] for b in blocks}
     seeds = [config.seed + r for r in range(config.num_seeds)]
-    for s in seeds:
+    from tqdm.auto import tqdm
+
+    for s in tqdm(
+        seeds, desc="evaluate seeds (all-in-one, grouped, random)", disable=not run.progress
+    ):
         with run._timed("evaluate"):
             if s == config.seed:
                 from ..grouping import evaluate_logits
