@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+# Tests use tiny tensors; one intra-op thread per worker avoids oversubscribing the cores when
+# pytest-xdist runs several workers (PyTorch's CPU scatter slows down sharply otherwise).
+torch.set_num_threads(1)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
@@ -42,5 +46,7 @@ def device() -> torch.device:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GRAPHTAG_CACHE", str(tmp_path_factory.getbasetemp() / "graphtag-cache"))

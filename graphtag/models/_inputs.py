@@ -71,6 +71,19 @@ class GraphInputs:
             f"in_channels={self.in_channels}, device={self.device})"
         )
 
+    def to(self, device: str | torch.device) -> GraphInputs:
+        """These inputs on ``device`` (``self`` when already there, else a moved copy)."""
+        dev = resolve_device(device)
+        if dev == self.device:
+            return self
+
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(dev)
+
+        return GraphInputs(
+            self.config, dev, hops=move(self.hops), x=move(self.x), edge_index=move(self.edge_index)
+        )
+
     def node_ids(self, nodes: Tensor | Sequence[int] | None) -> Tensor:
         """Normalise ``nodes`` (ids, a bool mask ``[N]`` or ``None`` = all) to int64 CPU ids."""
         if nodes is None:

@@ -24,8 +24,8 @@ def sign_features(
     ``k >= 1`` only mixes neighbours' features and isolated nodes get zero rows there. With
     ``self_loops=True``, ``Â = D^-1/2 (A + I) D^-1/2`` (GCN's operator) instead. The default was
     chosen on evidence: with the default :class:`~graphtag.training.TrainConfig`, test macro
-    ROC-AUC on BlogCatalog was 0.683/0.692 (seeds 0/1) without self-loops and 0.666/0.668 with
-    them; on Wikipedia-POS the two were within noise (0.714/0.706 vs 0.711/0.719).
+    ROC-AUC on BlogCatalog was 0.686/0.693 (seeds 0/1) without self-loops and 0.669/0.668 with
+    them; on Wikipedia-POS 0.704/0.712 without and 0.696/0.711 with them.
 
     Args:
         x: ``[N, F]`` node features.
@@ -64,10 +64,12 @@ class SIGN(MultiTaskHeadMixin, nn.Module):
     ``Linear(hidden, T)``. The per-node RMSNorm of every hop puts the shrinking higher hops
     (``Â^k`` damps all but the leading eigen-directions) on one scale without removing any
     direction (LayerNorm would drop a node's mean feature). On BlogCatalog (default training
-    config, seeds 0/1) it reached test macro ROC-AUC 0.688/0.689 at best epochs 27/19, versus
-    0.679/0.674 at best epochs 45/33 without it. Nodes are independent given their hop features, so any row subset
-    can be evaluated alone. No in-place operations or data-dependent control flow in
-    ``forward``: it runs under :mod:`torch.func` (``functional_call``, ``jvp``, ``vmap``).
+    config, seeds 0/1) it reached test macro ROC-AUC 0.686/0.693 at best epochs 30/28, versus
+    0.679/0.674 at best epochs 45/33 without it.
+
+    Nodes are independent given their hop features, so any row subset can be evaluated alone.
+    No in-place operations or data-dependent control flow in ``forward``: it runs under
+    :mod:`torch.func` (``functional_call``, ``jvp``, ``vmap``).
 
     Args:
         in_channels: Feature width ``F``.

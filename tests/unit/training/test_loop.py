@@ -123,6 +123,11 @@ def test_message_passing_training(data):
     result = _fit(data, config, tasks=[0])
     assert result.best_val > 0.9
     assert len(result.history) == 15
+    # Neighbour sampling is seeded too: the same seed gives the same model.
+    short = dataclasses.replace(config, epochs=2)
+    a, b = _fit(data, short, tasks=[0], seed=5), _fit(data, short, tasks=[0], seed=5, progress=True)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
 
 
 def test_nan_features_raise_numerical_error(data):
