@@ -39,22 +39,22 @@ def _split_chunk(
         ],
         dim=1,
     )
-    # Sort each column by (class, random key): positives first, in random order.
+    # Sort each column by (class, random key): positives first, in random order. The sorted
+    # position p of a positive is its rank among positives; a negative's rank is p - n_pos.
     order = torch.argsort(keys - 2.0 * pos.to(keys.dtype), dim=0)
     del keys
     n_pos = pos.sum(0)
     n_neg = num_nodes - n_pos
-    rank = torch.empty_like(order)
-    rank.scatter_(0, order, torch.arange(num_nodes).unsqueeze(1).expand(-1, len(tasks)))
-    del order
-    # Rank within the node's own class.
-    within = torch.where(pos, rank, rank - n_pos.unsqueeze(0))
     tr_p, va_p = _split_counts(n_pos, ratios)
     tr_n, va_n = _split_counts(n_neg, ratios)
-    n_tr = torch.where(pos, tr_p.unsqueeze(0), tr_n.unsqueeze(0))
-    n_va = torch.where(pos, va_p.unsqueeze(0), va_n.unsqueeze(0))
-    train = within < n_tr
-    val = (within >= n_tr) & (within < n_tr + n_va)
+    p = torch.arange(num_nodes).unsqueeze(1)
+    neg_start = n_pos + tr_n
+    train_sorted = (p < tr_p) | ((p >= n_pos) & (p < neg_start))
+    val_sorted = ((p >= tr_p) & (p < tr_p + va_p)) | ((p >= neg_start) & (p < neg_start + va_n))
+    train = torch.zeros(num_nodes, len(tasks), dtype=torch.bool)
+    val = torch.zeros_like(train)
+    train.scatter_(0, order, train_sorted)
+    val.scatter_(0, order, val_sorted)
     return train, val
 
 
