@@ -189,6 +189,8 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         num_seeds=args.num_seeds,
     )
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
+    run.executor = getattr(args, "executor", "local")
+    run.ray_address = getattr(args, "ray_address", None)
     report = run_pipeline(run)
     if not args.quiet:
         print(report["verdict"])

@@ -103,6 +103,9 @@ class Run:
         self._inputs: Any = None
         self._base: nn.Module | None = None
         self.device = resolve_device(config.train.device)
+        #: Where real-training jobs run ("local" or "ray"); results do not depend on it.
+        self.executor = "local"
+        self.ray_address: str | None = None
 
     # ------------------------------------------------------------------ helpers
     @contextlib.contextmanager
@@ -264,6 +267,11 @@ class Run:
             key["estimator"] = asdict(cfg.estimator)
         else:
             key["base"] = self.base_key()
+            if cfg.method == "higher-order":
+                est = asdict(cfg.estimator)
+                key["estimator"] = {
+                    k: est[k] for k in ("num_subsets", "subset_size", "min_pair_count")
+                }
         return key
 
     def affinity(self) -> np.ndarray:
@@ -275,8 +283,33 @@ class Run:
             self.timings["affinity"] = info.get("seconds", 0.0)
             return np.load(self.out / "affinity.npy", allow_pickle=False)
         method = self.config.method
-        if method != "grad-tag":
-            raise GraphtagError(f"method {method!r} is not available yet; use --method grad-tag")
+        if method in ("higher-order", "pairwise"):
+            affinity, subsets, losses, seconds, extra = self._real_affinity(method)
+        elif method == "grad-tag":
+            affinity, subsets, losses, seconds, extra = self._grad_tag_affinity()
+        else:
+            raise GraphtagError(
+                f"method {method!r} is not available in `graphtag run` yet; use grad-tag, "
+                "higher-order or pairwise"
+            )
+        self.timings["affinity"] = seconds
+        if not np.isfinite(affinity).all():
+            raise GraphtagError("the affinity matrix has NaN/inf entries; see subset_losses.csv")
+        save_npy(self.out / "affinity.npy", affinity)
+        save_json(self.out / "subsets.json", [list(map(int, s)) for s in subsets])
+        self._write_losses_csv(subsets, losses)
+        save_json(
+            self.out / "affinity.json",
+            {"method": method, "seconds": seconds, "num_subsets": len(subsets), **extra},
+        )
+        self.store.mark_done(
+            "affinity",
+            key,
+            ["affinity.npy", "subsets.json", "subset_losses.csv", "affinity.json"],
+        )
+        return affinity
+
+    def _grad_tag_affinity(self) -> tuple[np.ndarray, list, Any, float, dict]:
         feats = self.features()
         from ..estimation import GradTAG
 
@@ -287,12 +320,7 @@ class Run:
         if est.l2 is not None:
             kwargs["l2"] = est.l2
         subset_size = est.resolved_subset_size(num_tasks)
-        num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
-        if num_subsets < est.num_subsets:
-            self.store.notes.append(
-                f"affinity: only {num_subsets} distinct subsets of size {subset_size} exist; "
-                f"using all of them instead of {est.num_subsets}"
-            )
+        num_subsets = self._num_subsets(num_tasks, subset_size)
         gt = GradTAG(
             subset_size=subset_size,
             num_subsets=num_subsets,
@@ -303,28 +331,62 @@ class Run:
             **kwargs,
         ).fit(feats)
         seconds = time.perf_counter() - start
-        self.timings["affinity"] = seconds
         affinity = np.asarray(gt.affinity_, dtype=np.float64)
-        if not np.isfinite(affinity).all():
-            raise GraphtagError("the affinity matrix has NaN/inf entries; see subset_losses.csv")
-        save_npy(self.out / "affinity.npy", affinity)
-        save_json(self.out / "subsets.json", [list(map(int, s)) for s in gt.subsets_])
-        self._write_losses_csv(gt.subsets_, gt.losses_)
-        save_json(
-            self.out / "affinity.json",
-            {
-                "method": method,
-                "seconds": seconds,
-                "num_subsets": len(gt.subsets_),
-                "converged": int(np.asarray(gt.converged_).sum()),
-            },
+        extra = {"converged": int(np.asarray(gt.converged_).sum())}
+        return affinity, list(gt.subsets_), gt.losses_, seconds, extra
+
+    def _num_subsets(self, num_tasks: int, subset_size: int) -> int:
+        est = self.config.estimator
+        num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
+        if num_subsets < est.num_subsets:
+            self.store.notes.append(
+                f"affinity: only {num_subsets} distinct subsets of size {subset_size} exist; "
+                f"using all of them instead of {est.num_subsets}"
+            )
+        return num_subsets
+
+    def _real_affinity(self, method: str) -> tuple[np.ndarray, list, Any, float, dict]:
+        """Affinity by real fine-tuning (higher-order subsets or all pairs), checkpointed."""
+        from ..estimation import (
+            RealContext,
+            higher_order_affinity,
+            pairwise_real_affinity,
+            pairwise_subsets,
         )
-        self.store.mark_done(
-            "affinity",
-            key,
-            ["affinity.npy", "subsets.json", "subset_losses.csv", "affinity.json"],
-        )
-        return affinity
+
+        ctx = RealContext(self.base_model(), self.data, self.inputs, self.config.train)
+        num_tasks = int(self.data.y.size(1))
+        est = self.config.estimator
+        common: dict[str, Any] = {
+            "seed": derive_seed(self.config.seed, "real-affinity"),
+            "executor": self.executor,
+            "checkpoint_dir": self.out / "finetune",
+            "progress": self.progress,
+            "ray_address": self.ray_address,
+        }
+        start = time.perf_counter()
+        if method == "higher-order":
+            subset_size = est.resolved_subset_size(num_tasks)
+            affinity, subsets, losses = higher_order_affinity(
+                ctx,
+                self._num_subsets(num_tasks, subset_size),
+                subset_size,
+                min_pair_count=min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2)),
+                **common,
+            )
+        else:
+            affinity, single, pair = pairwise_real_affinity(ctx, **common)
+            subsets = list(pairwise_subsets(num_tasks))
+            losses = np.full((len(subsets), num_tasks), np.nan)
+            for k, sub in enumerate(subsets):
+                if len(sub) == 1:
+                    losses[k, sub[0]] = single[sub[0]]
+                else:
+                    i, j = sub
+                    losses[k, i], losses[k, j] = pair[i, j], pair[j, i]
+        affinity = np.asarray(affinity, dtype=np.float64)
+        affinity = (affinity + affinity.T) / 2
+        return affinity, [tuple(s) for s in subsets], losses, time.perf_counter() - start, {}
 
     def _write_losses_csv(self, subsets: Sequence[Sequence[int]], losses: Any) -> None:
         losses = np.asarray(losses.cpu() if isinstance(losses, Tensor) else losses)
