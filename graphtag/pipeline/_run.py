@@ -287,9 +287,11 @@ class Run:
             affinity, subsets, losses, seconds, extra = self._real_affinity(method)
         elif method == "grad-tag":
             affinity, subsets, losses, seconds, extra = self._grad_tag_affinity()
+        elif method == "tag":
+            affinity, subsets, losses, seconds, extra = self._tag_affinity()
         else:
             raise GraphtagError(
-                f"method {method!r} is not available in `graphtag run` yet; use grad-tag, "
+                f"method {method!r} is not available in `graphtag run` yet; use grad-tag, tag, "
                 "higher-order or pairwise"
             )
         self.timings["affinity"] = seconds
@@ -334,6 +336,41 @@ class Run:
         affinity = np.asarray(gt.affinity_, dtype=np.float64)
         extra = {"converged": int(np.asarray(gt.converged_).sum())}
         return affinity, list(gt.subsets_), gt.losses_, seconds, extra
+
+    def _tag_affinity(self) -> tuple[np.ndarray, list, Any, float, dict]:
+        """TAG's lookahead affinity, measured while a model trains on all tasks (base recipe).
+
+        Every 10th optimiser step, each task's SGD lookahead step on the shared parameters (at the
+        current learning rate, eval-mode forwards) is scored by every task's loss change on the
+        same batch; ``Z[j][i]`` is averaged over measured steps and symmetrised for clustering.
+        Pairs never measured together get 0 (and a note).
+        """
+        from ..baselines import TAGAffinity
+
+        num_tasks = int(self.data.y.size(1))
+        recorder = TAGAffinity(every=10, seed=self.config.seed)
+        start = time.perf_counter()
+        fit_model(
+            self.data,
+            self.inputs,
+            None,
+            self.config.train,
+            seed=self.config.seed,
+            progress=self.progress,
+            step_callback=recorder.step,
+        )
+        z = np.asarray(recorder.affinity_, dtype=np.float64)
+        missing = int(np.isnan(z).sum()) - int(np.isnan(np.diag(z)).sum())
+        if missing:
+            self.store.notes.append(
+                f"tag: {missing} (recipient, source) pairs never measured; set 0"
+            )
+        z = np.nan_to_num(z, nan=0.0)
+        affinity = (z + z.T) / 2
+        np.fill_diagonal(affinity, 0.0)
+        losses = np.zeros((0, num_tasks))
+        extra = {"measured_steps": int(np.asarray(recorder.counts_).max(initial=0))}
+        return affinity, [], losses, time.perf_counter() - start, extra
 
     def _num_subsets(self, num_tasks: int, subset_size: int) -> int:
         est = self.config.estimator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .._utils import derive_seed, resolve_device
 from ..errors import GraphtagError, NumericalError
 from ..metrics import roc_auc_scores
-from ..models import SIGN, GraphInputs, MultiTaskGNN, build_model, check_tasks
+from ..models import SIGN, GraphInputs, MultiTaskGNN, NodeBatch, build_model, check_tasks
 from ._config import TrainConfig
 from ._loss import masked_bce, per_task_bce
 
@@ -197,6 +197,7 @@ def fit_model(
     init: nn.Module | None = None,
     select: str = "auc",
     progress: bool = False,
+    step_callback: Callable[[nn.Module, NodeBatch, Tensor, Tensor, float], object] | None = None,
 ) -> TrainResult:
     """Train a multi-task model on ``tasks`` and return its best validation checkpoint.
 
@@ -229,6 +230,9 @@ def fit_model(
         init: Optional model to warm-start from (see above).
         select: ``"auc"`` or ``"loss"``.
         progress: Show a progress bar over epochs.
+        step_callback: Optional ``f(model, batch, y, mask, lr)`` called after every optimiser
+            step with the batch's labels and training mask ``[B, T]`` of ``tasks`` (used by
+            :class:`graphtag.baselines.TAGAffinity`); it must leave the model unchanged.
 
     Returns:
         A :class:`TrainResult`.
@@ -318,6 +322,11 @@ def fit_model(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if step_callback is not None:
+                    # e.g. TAG's lookahead recorder: (model, batch, y [B, T], mask [B, T], lr)
+                    step_callback(
+                        model, b, y_dev[b.nodes], mask, float(optimizer.param_groups[0]["lr"])
+                    )
                 count = mask.sum()
                 total = total + loss.detach() * count
                 pairs = pairs + count

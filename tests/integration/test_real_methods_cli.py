@@ -46,7 +46,21 @@ def test_real_training_methods_run_and_resume(tmp_path, method, extra, num_subse
     assert json.loads((out / "report.json").read_text())["groups"] == report["groups"]
 
 
-def test_tag_method_is_a_clear_error_for_now(tmp_path, capsys):
-    args = ["run", "--dataset", SPEC, "--out", str(tmp_path), "--method", "tag", *TINY]
+def test_tag_method_measures_lookahead_affinity(tmp_path):
+    out = tmp_path / "tag"
+    args = ["run", "--dataset", SPEC, "--out", str(out), "--method", "tag", *TINY]
+    args[args.index("--epochs") + 1] = "30"  # 30 steps: measured at steps 1, 11, 21
+    assert main(args) == 0
+    info = json.loads((out / "affinity.json").read_text())
+    assert info["method"] == "tag" and info["measured_steps"] == 3
+    affinity = np.load(out / "affinity.npy")
+    assert affinity.shape == (5, 5) and np.isfinite(affinity).all()
+    assert np.allclose(affinity, affinity.T) and np.abs(affinity).sum() > 0
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(t for g in report["groups"] for t in g) == list(range(5))
+
+
+def test_random_method_is_a_clear_error_for_now(tmp_path, capsys):
+    args = ["run", "--dataset", SPEC, "--out", str(tmp_path), "--method", "random", *TINY]
     assert main(args) == 2
     assert "not available in `graphtag run` yet" in capsys.readouterr().err
