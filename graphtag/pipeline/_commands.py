@@ -46,7 +46,8 @@ def parse_tasks(text: str, num_tasks: int) -> list[int] | None:
     return out
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training recipe of the CLI flags (``--model``, ``--device``, ``--epochs``, ...)."""
     return train_config_with(
         TrainConfig(model=args.model, device=args.device),
         epochs=getattr(args, "epochs", None),
@@ -56,7 +57,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 def train_command(args: argparse.Namespace) -> dict[str, Any]:
     """``graphtag train``: one multi-task model, ``DIR/report.json``."""
-    config = RunConfig(dataset=args.dataset, seed=args.seed, train=_train_config(args))
+    config = RunConfig(dataset=args.dataset, seed=args.seed, train=train_config_from_args(args))
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
     data = run.data
     tasks = parse_tasks(args.tasks, int(data.y.size(1)))
@@ -181,7 +182,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     config = RunConfig(
         dataset=args.dataset,
         seed=args.seed,
-        train=_train_config(args),
+        train=train_config_from_args(args),
         estimator=est,
         method=args.method,
         grouping=args.grouping,

@@ -321,12 +321,11 @@ class Run:
         kwargs: dict[str, Any] = {}
         if est.l2 is not None:
             kwargs["l2"] = est.l2
-        subset_size = est.resolved_subset_size(num_tasks)
-        num_subsets = self._num_subsets(num_tasks, subset_size)
+        subset_size, num_subsets, min_pair_count = self._subset_plan(num_tasks)
         gt = GradTAG(
             subset_size=subset_size,
             num_subsets=num_subsets,
-            min_pair_count=min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2)),
+            min_pair_count=min_pair_count,
             loss=est.loss,
             seed=derive_seed(self.config.seed, "subsets"),
             device=self.device,
@@ -372,15 +371,21 @@ class Run:
         extra = {"measured_steps": int(np.asarray(recorder.counts_).max(initial=0))}
         return affinity, [], losses, time.perf_counter() - start, extra
 
-    def _num_subsets(self, num_tasks: int, subset_size: int) -> int:
+    def _subset_plan(self, num_tasks: int) -> tuple[int, int, int]:
+        """``(subset_size, num_subsets, min_pair_count)`` capped to what ``T`` tasks allow.
+
+        Shared by every subset-based affinity (Grad-TAG, higher-order by real training).
+        """
         est = self.config.estimator
+        subset_size = est.resolved_subset_size(num_tasks)
         num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
         if num_subsets < est.num_subsets:
             self.store.notes.append(
                 f"affinity: only {num_subsets} distinct subsets of size {subset_size} exist; "
                 f"using all of them instead of {est.num_subsets}"
             )
-        return num_subsets
+        min_pair_count = min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2))
+        return subset_size, num_subsets, min_pair_count
 
     def _real_affinity(self, method: str) -> tuple[np.ndarray, list, Any, float, dict]:
         """Affinity by real fine-tuning (higher-order subsets or all pairs), checkpointed."""
@@ -393,7 +398,6 @@ class Run:
 
         ctx = RealContext(self.base_model(), self.data, self.inputs, self.config.train)
         num_tasks = int(self.data.y.size(1))
-        est = self.config.estimator
         common: dict[str, Any] = {
             "seed": derive_seed(self.config.seed, "real-affinity"),
             "executor": self.executor,
@@ -403,12 +407,12 @@ class Run:
         }
         start = time.perf_counter()
         if method == "higher-order":
-            subset_size = est.resolved_subset_size(num_tasks)
+            subset_size, num_subsets, min_pair_count = self._subset_plan(num_tasks)
             affinity, subsets, losses = higher_order_affinity(
                 ctx,
-                self._num_subsets(num_tasks, subset_size),
+                num_subsets,
                 subset_size,
-                min_pair_count=min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2)),
+                min_pair_count=min_pair_count,
                 **common,
             )
         else:
