@@ -102,7 +102,7 @@ def run_pipeline(run: Run) -> dict[str, Any]:
     data = run.data
     num_tasks = int(data.y.size(1))
     groups = run.groups()
-    affinity = run.affinity()
+    affinity = None if config.method == "random" else run.affinity()
     blocks: dict[str, list[dict[str, Any]]] = {"mtl_all": [], "grouped": [], "random_groups": []}
     per_task_auc: dict[str, list[list[float | None]]] = {b: [] for b in blocks}
     seeds = [config.seed + r for r in range(config.num_seeds)]
@@ -164,7 +164,8 @@ def run_pipeline(run: Run) -> dict[str, Any]:
     save_json(run.out / "report.json", report)
     with open(run.out / "report.md", "w") as fh:
         fh.write(render_report_md(report))
-    plot_affinity(affinity, groups, run.out / "affinity.png", list(data.task_names))
+    if affinity is not None:
+        plot_affinity(affinity, groups, run.out / "affinity.png", list(data.task_names))
     return report
 
 
@@ -187,6 +188,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         method=args.method,
         grouping=args.grouping,
         num_groups=args.num_groups,
+        max_groups=getattr(args, "max_groups", 6),
         num_seeds=args.num_seeds,
     )
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)

@@ -58,7 +58,10 @@ class RunConfig:
         method: Affinity method (``grad-tag``, ``tag``, ``higher-order``, ``pairwise``,
             ``random``).
         grouping: ``sdp`` or ``spectral`` (or ``tag-selection``).
-        num_groups: Number of groups or ``"auto"``.
+        num_groups: Number of groups or ``"auto"`` (chosen on validation: see
+            :meth:`graphtag.pipeline.Run.groups`).
+        max_groups: Largest number of groups ``"auto"`` tries (candidates ``2..max_groups``,
+            capped at ``T - 1``).
         num_seeds: Evaluation seeds.
     """
 
@@ -69,6 +72,7 @@ class RunConfig:
     method: str = "grad-tag"
     grouping: str = "sdp"
     num_groups: int | str = "auto"
+    max_groups: int = 6
     num_seeds: int = 3
 
     def __post_init__(self) -> None:
@@ -82,6 +86,8 @@ class RunConfig:
             raise GraphtagError(
                 f"num_groups must be a positive integer or 'auto', got {self.num_groups!r}"
             )
+        if self.max_groups < 2:
+            raise GraphtagError(f"max_groups must be >= 2, got {self.max_groups}")
         if self.num_seeds < 1:
             raise GraphtagError(f"num_seeds must be >= 1, got {self.num_seeds}")
 

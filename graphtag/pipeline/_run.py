@@ -76,6 +76,11 @@ def dataset_key(spec: str, split_seed: int) -> dict[str, Any]:
     return {"spec": parsed.text, "files": files, "split_seed": split_seed}
 
 
+#: ``num_groups="auto"`` takes the smallest ``k`` whose validation macro ROC-AUC is within this
+#: much of the best candidate's.
+AUTO_K_TOLERANCE = 1e-3
+
+
 class Run:
     """One pipeline run in ``out`` (created), reusing finished stages.
 
@@ -102,6 +107,7 @@ class Run:
         self._data: Data | None = None
         self._inputs: Any = None
         self._base: nn.Module | None = None
+        self._affinity: np.ndarray | None = None
         self.device = resolve_device(config.train.device)
         #: Where real-training jobs run ("local" or "ray"); results do not depend on it.
         self.executor = "local"
@@ -276,12 +282,15 @@ class Run:
 
     def affinity(self) -> np.ndarray:
         """The ``[T, T]`` task affinity of the configured method (stage ``affinity``)."""
+        if self._affinity is not None:
+            return self._affinity
         key = self.affinity_key()
         if self.store.is_done("affinity", key):
             self.reused.append("affinity")
             info = load_json(self.out / "affinity.json")
             self.timings["affinity"] = info.get("seconds", 0.0)
-            return np.load(self.out / "affinity.npy", allow_pickle=False)
+            self._affinity = np.load(self.out / "affinity.npy", allow_pickle=False)
+            return self._affinity
         method = self.config.method
         if method in ("higher-order", "pairwise"):
             affinity, subsets, losses, seconds, extra = self._real_affinity(method)
@@ -309,6 +318,7 @@ class Run:
             key,
             ["affinity.npy", "subsets.json", "subset_losses.csv", "affinity.json"],
         )
+        self._affinity = affinity
         return affinity
 
     def _grad_tag_affinity(self) -> tuple[np.ndarray, list, Any, float, dict]:
@@ -443,41 +453,113 @@ class Run:
     # ------------------------------------------------------------------ groups
     def groups_key(self) -> dict[str, Any]:
         """Key of the grouping stage."""
-        return {
+        cfg = self.config
+        key: dict[str, Any] = {
             "affinity": self.affinity_key(),
-            "num_groups": self.config.num_groups,
-            "grouping": self.config.grouping,
+            "num_groups": cfg.num_groups,
+            "grouping": cfg.grouping,
         }
+        if cfg.num_groups == "auto":
+            # The number of groups is chosen with validation models trained with this recipe.
+            key["max_groups"] = cfg.max_groups
+            key["data"] = self.data_key
+            key["train"] = self._train_dict()
+        return key
+
+    def partition(self, affinity: np.ndarray | None, num_groups: int) -> list[list[int]]:
+        """The configured grouping of ``T`` tasks into exactly ``num_groups`` groups.
+
+        SDP clustering (or spectral clustering) of ``affinity``; with ``method="random"``, a
+        seeded random partition into groups whose sizes differ by at most one (``affinity`` is
+        ignored and may be ``None``).
+        """
+        from ..clustering import SDPClustering, SpectralTaskClustering
+        from ..grouping import canonical_groups, check_partition, random_groups_like
+
+        cfg = self.config
+        num_tasks = int(self.data.y.size(1))
+        k = int(num_groups)
+        if k > num_tasks:
+            raise GraphtagError(
+                f"--num-groups {k} is larger than the number of tasks ({num_tasks}); "
+                f"use at most {num_tasks} or 'auto'"
+            )
+        if cfg.method == "random" or affinity is None:
+            template = [list(range(g, num_tasks, k)) for g in range(k)]
+            groups = random_groups_like(
+                template, num_tasks, seed=derive_seed(cfg.seed, "random-method", k)
+            )
+        elif cfg.grouping == "spectral":
+            groups = SpectralTaskClustering(num_groups=k, seed=cfg.seed).fit(affinity).groups_
+        else:
+            groups = SDPClustering(num_groups=k, solver="auto", seed=cfg.seed).fit(affinity).groups_
+        groups = canonical_groups(groups)
+        check_partition(groups, num_tasks)
+        return groups
+
+    def validation_auc(self, groups: Sequence[Sequence[int]]) -> float:
+        """Validation macro ROC-AUC of one model per group (seed ``config.seed``, cached).
+
+        The models are the ``grouped`` models of the first evaluation seed, so choosing the
+        number of groups this way costs no extra training for the chosen ``k``.
+        """
+        from ..grouping import fit_groups
+        from ..metrics import Evaluator
+
+        data = self.data
+        logits = fit_groups(
+            data,
+            self.inputs,
+            groups,
+            self.config.train,
+            seed=self.config.seed,
+            cache=self.model_cache("select_k", self.config.seed),
+        )
+        auc = Evaluator().evaluate(data.y, logits, data.val_mask)["macro_auc"]
+        return float(auc)
 
     def groups(self) -> list[list[int]]:
-        """Task groups (a partition) from the affinity (stage ``groups``)."""
+        """Task groups (a partition) from the affinity (stage ``groups``).
+
+        ``num_groups="auto"`` compares ``k = 2..min(max_groups, T - 1)``: for each ``k`` the
+        affinity is clustered into ``k`` groups, one model per group is trained (the recipe and
+        seed of the evaluated grouped models) and scored by validation macro ROC-AUC; the best
+        ``k`` wins (ties: the smaller). Test labels are never read. The scores are saved in
+        ``groups.json`` (``auto_scores``).
+        """
         key = self.groups_key()
         if self.store.is_done("groups", key):
             self.reused.append("groups")
             info = load_json(self.out / "groups.json")
             self.timings["groups"] = info.get("seconds", 0.0)
             return [list(g) for g in info["groups"]]
-        affinity = self.affinity()
-        from ..clustering import SDPClustering, SpectralTaskClustering, choose_num_groups
-        from ..grouping import canonical_groups, check_partition
-
+        cfg = self.config
+        affinity = None if cfg.method == "random" else self.affinity()
+        num_tasks = int(self.data.y.size(1))
         start = time.perf_counter()
-        num_tasks = affinity.shape[0]
-        k = self.config.num_groups
-        scores: Any = None
-        if k == "auto":
-            k, scores = choose_num_groups(affinity, seed=self.config.seed)
-        k = int(k)
-        if k > num_tasks:
-            raise GraphtagError(
-                f"--num-groups {k} is larger than the number of tasks ({num_tasks})"
-            )
-        if self.config.grouping == "spectral":
-            clus: Any = SpectralTaskClustering(num_groups=k, seed=self.config.seed).fit(affinity)
+        scores: dict[int, float] | None = None
+        if cfg.num_groups == "auto":
+            from tqdm.auto import tqdm
+
+            top = max(2, min(cfg.max_groups, num_tasks - 1))
+            candidates = list(range(2, top + 1)) if num_tasks > 2 else [num_tasks]
+            scores, parts = {}, {}
+            for k in tqdm(candidates, desc="choose k on validation", disable=not self.progress):
+                parts[k] = self.partition(affinity, k)
+                scores[k] = self.validation_auc(parts[k])
+            finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+            if not finite:
+                raise GraphtagError(
+                    "cannot choose the number of groups: validation ROC-AUC is undefined for "
+                    "every candidate (no task has both classes among its validation nodes); "
+                    "pass --num-groups K"
+                )
+            best = max(finite.values())
+            k = min(c for c, v in finite.items() if v >= best - AUTO_K_TOLERANCE)
+            groups = parts[k]
         else:
-            clus = SDPClustering(num_groups=k, solver="auto", seed=self.config.seed).fit(affinity)
-        groups = canonical_groups(clus.groups_)
-        check_partition(groups, num_tasks)
+            k = int(cfg.num_groups)
+            groups = self.partition(affinity, k)
         seconds = time.perf_counter() - start
         self.timings["groups"] = seconds
         save_json(
@@ -485,8 +567,10 @@ class Run:
             {
                 "groups": groups,
                 "num_groups": k,
-                "grouping": self.config.grouping,
-                "auto_scores": _jsonable(scores),
+                "grouping": cfg.grouping,
+                "method": cfg.method,
+                "auto_scores": None if scores is None else {str(c): v for c, v in scores.items()},
+                "auto_criterion": None if scores is None else "validation macro ROC-AUC",
                 "seconds": seconds,
             },
         )

@@ -60,7 +60,17 @@ def test_tag_method_measures_lookahead_affinity(tmp_path):
     assert sorted(t for g in report["groups"] for t in g) == list(range(5))
 
 
-def test_random_method_is_a_clear_error_for_now(tmp_path, capsys):
-    args = ["run", "--dataset", SPEC, "--out", str(tmp_path), "--method", "random", *TINY]
-    assert main(args) == 2
-    assert "not available in `graphtag run` yet" in capsys.readouterr().err
+def test_random_method_groups_are_balanced_seeded_and_reported(tmp_path):
+    out = tmp_path / "random"
+    args = ["run", "--dataset", SPEC, "--out", str(out), "--method", "random", *TINY]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "random" and report["num_groups"] == 2
+    groups = report["groups"]
+    assert sorted(t for g in groups for t in g) == list(range(5))
+    assert sorted(len(g) for g in groups) == [2, 3]  # sizes differ by at most one
+    assert not (out / "affinity.npy").exists()  # no affinity behind a random grouping
+    # the random grouping is a function of the seed
+    again = tmp_path / "again"
+    assert main(["run", "--dataset", SPEC, "--out", str(again), "--method", "random", *TINY]) == 0
+    assert json.loads((again / "report.json").read_text())["groups"] == groups
