@@ -11,15 +11,41 @@ the stage runs again.
 Tensors are stored with ``numpy.savez`` / ``.npy`` and read with ``allow_pickle=False``; model
 weights with ``torch.save(state_dict)`` and read with ``torch.load(weights_only=True)``. Nothing
 is ever unpickled.
+
+A killed writer leaves at most a hidden temporary file ``.<name>.<pid>.<random>.tmp`` next to
+the target; it is never read, and :class:`StageStore` removes those whose process is gone.
+
+Fault hook (tests only)
+-----------------------
+``GRAPHTAG_FAULT=<point>[@<n>]`` kills the process with ``SIGKILL`` (``os._exit(137)`` where
+there is no ``SIGKILL``) at the ``n``-th time (default 1) it reaches a fault point matching
+``<point>``, a shell-style pattern (:func:`fnmatch.fnmatchcase`). Occurrences are counted per
+process. The points are:
+
+- ``write:<file name>`` and ``write:<folder name>/<file name>``: inside :func:`atomic_write`,
+  after the temporary file is written and flushed, before it is renamed over the target (one
+  occurrence per write, whichever form matches), e.g. ``write:report.json``,
+  ``write:models/*.npz@2`` (the second model file) or ``write:finetune/*.json@3`` (the third
+  job checkpoint, mid-write);
+- ``after:<stage>``: right after ``<stage>``'s manifest is written (:meth:`StageStore.mark_done`);
+- ``job:<k>``: in :func:`graphtag.executor.run_jobs`, right after the ``k``-th job finished in
+  this process was checkpointed (``job:3``; ``job:*@3`` is the same point).
+
+Examples: ``GRAPHTAG_FAULT=after:features``, ``GRAPHTAG_FAULT=write:affinity.npy``,
+``GRAPHTAG_FAULT=job:2``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import json
+import logging
 import os
+import re
+import signal
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -39,6 +65,7 @@ __all__ = [
     "load_json",
     "load_npz",
     "load_state_dict",
+    "remove_stale_temp_files",
     "save_json",
     "save_npy",
     "save_npz",
@@ -46,27 +73,111 @@ __all__ = [
 ]
 
 
-def _fault_point(name: str) -> None:
-    """Test-only fault hook: ``GRAPHTAG_FAULT=<name>`` kills the process at that point."""
-    target = os.environ.get("GRAPHTAG_FAULT")
-    if target and target == name:
-        os._exit(137)
+log = logging.getLogger("graphtag")
+
+#: Occurrences of the fault points that matched ``GRAPHTAG_FAULT`` in this process, per spec.
+_FAULT_HITS: dict[str, int] = {}
+
+
+def _parse_fault(spec: str) -> tuple[str, int]:
+    """``"<point>[@<n>]"`` -> ``(point pattern, n)``; a bad ``n`` raises :class:`GraphtagError`."""
+    pattern, sep, count = spec.rpartition("@")
+    if not sep:
+        return spec, 1
+    if not count.isdigit() or int(count) < 1 or not pattern:
+        raise GraphtagError(
+            f"GRAPHTAG_FAULT={spec!r}: expected <point>[@<n>] with n >= 1, e.g. job:3 or "
+            "write:models/*.npz@2 (a test-only hook; unset it for normal runs)"
+        )
+    return pattern, int(count)
+
+
+def _kill_self() -> None:
+    """Die at once, as an external ``kill -9`` would (no cleanup, no buffered output)."""
+    sigkill = getattr(signal, "SIGKILL", None)
+    if sigkill is not None:
+        os.kill(os.getpid(), sigkill)
+    os._exit(137)  # no SIGKILL (Windows), or it was not delivered synchronously
+
+
+def _fault_point(*names: str) -> None:
+    """Test-only fault hook (see the module docstring): maybe kill the process here.
+
+    Args:
+        names: Equivalent names of this one point (e.g. ``write:x.npz`` and
+            ``write:models/x.npz``); it counts as one occurrence when any of them matches.
+    """
+    spec = os.environ.get("GRAPHTAG_FAULT")
+    if not spec:
+        return
+    pattern, count = _parse_fault(spec)
+    if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+        return
+    hits = _FAULT_HITS.get(spec, 0) + 1
+    _FAULT_HITS[spec] = hits
+    if hits == count:
+        _kill_self()
+
+
+# ``.<name>.<pid>.<mkstemp's 8 random characters>.tmp``
+_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":
+        return True  # on Windows os.kill(pid, 0) would terminate the process: never probe
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its files
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that :func:`atomic_write` calls of dead processes left behind.
+
+    Only files named like :func:`atomic_write`'s temporaries (``.<name>.<pid>.<random>.tmp``),
+    anywhere under ``folder``, whose writing process no longer exists are removed; a file of a
+    live process (or of an unknown one) is kept.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp"):
+        m = _TEMP_RE.match(path.name)
+        if m is None or not path.is_file() or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    if removed:
+        log.debug("removed %d temporary files of interrupted writes in %s", len(removed), root)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file next to ``path``; on success fsync it and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched; a process
+    killed meanwhile leaves only the hidden temporary file (see :func:`remove_stale_temp_files`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            _fault_point(f"write:{path.name}")
+            _fault_point(f"write:{path.name}", f"write:{path.parent.name}/{path.name}")
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -181,7 +292,8 @@ class StageStore:
     """Manifests of finished stages in a run directory.
 
     Args:
-        root: The run directory (created if missing).
+        root: The run directory (created if missing). Temporary files of writes interrupted by
+            a killed process are removed from it (:func:`remove_stale_temp_files`).
 
     Example:
         >>> import tempfile
@@ -199,6 +311,7 @@ class StageStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.notes: list[str] = []
+        remove_stale_temp_files(self.root)
 
     def manifest_path(self, stage: str) -> Path:
         """Path of ``stage``'s manifest."""

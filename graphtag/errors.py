@@ -8,6 +8,8 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ["DataFormatError", "GraphtagError", "NumericalError"]
 
 
@@ -37,4 +39,43 @@ class DataFormatError(GraphtagError):
 
 
 class NumericalError(GraphtagError):
-    """Training or estimation diverged (NaN or inf) at a named stage and task."""
+    """Training or estimation diverged (NaN, inf or exploding values) at a named stage.
+
+    The message is self-contained (stage, epoch or subset, the offending tasks, a hint); the
+    keyword attributes repeat the key facts for programs.
+
+    Args:
+        message: What diverged, where, and how to fix it.
+        stage: The stage label (e.g. ``"train"``, ``"gradient features"``), if known.
+        tasks: Dataset task indices involved (first few), if known.
+        subsets: Task subsets involved (first few), if known.
+
+    Example:
+        >>> err = NumericalError("loss is nan", stage="base", tasks=[3])
+        >>> str(err), err.stage, err.tasks, err.subsets
+        ('loss is nan', 'base', [3], [])
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        tasks: Sequence[int] = (),
+        subsets: Sequence[Sequence[int]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.tasks = [int(t) for t in tasks]
+        self.subsets = [tuple(int(t) for t in s) for s in subsets]
+
+
+def preview(items: Sequence[object], limit: int = 5) -> str:
+    """``"a, b, c"`` of the first ``limit`` items, with ``" ... (N in all)"`` when cut.
+
+    Example:
+        >>> preview([1, 2, 3, 4], limit=2)
+        '1, 2 ... (4 in all)'
+    """
+    shown = ", ".join(str(x) for x in list(items)[:limit])
+    return shown + (f" ... ({len(items)} in all)" if len(items) > limit else "")

@@ -3,39 +3,72 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
 
 from ..errors import GraphtagError
 
 __all__ = ["build_parser", "main"]
 
+#: Largest accepted count flag (``--epochs``, ``--hidden-channels``, ...): larger values overflow
+#: the C integers of torch and tqdm long before they could be useful.
+MAX_COUNT = 2**31 - 1
+#: Largest accepted ``--seed`` (seeds are hashed, but stay within int64 for numpy and JSON).
+MAX_SEED = 2**63 - 1
 
-def _positive_int(text: str) -> int:
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+_OOM_PATTERNS = ("out of memory", "can't allocate memory", "unable to allocate")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` whose usage errors are one ``graphtag: error:`` line.
+
+    The exit status stays 2 (``SystemExit(2)``), as for every other user mistake.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the command and the problem, then exit with status 2."""
+        command = self.prog.removeprefix("graphtag").strip()
+        where = f"{command}: " if command else ""
+        text = " ".join(message.split())
+        self.exit(2, f"graphtag: error: {where}{text} (see `{self.prog} --help`)\n")
+
+
+def _int_flag(text: str, low: int, high: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"expected {expected} (at most {high}), got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_flag(text, 1, MAX_COUNT, "a positive integer")
 
 
 def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _int_flag(text, 0, MAX_SEED, "an integer >= 0")
+
+
+def _at_least_two(text: str) -> int:
+    return _int_flag(text, 2, MAX_COUNT, "an integer >= 2")
 
 
 def _num_groups(text: str) -> int | str:
     if text == "auto":
         return text
-    return _positive_int(text)
+    return _int_flag(text, 1, MAX_COUNT, "a positive integer or 'auto'")
 
 
 def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> None:
@@ -72,7 +105,7 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``graphtag`` argument parser (sub-commands ``datasets``, ``train``, ``run``, ...)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="graphtag",
         description="Find which label tasks of a graph should be learned together.",
     )
@@ -95,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_num_groups,
         default="auto",
         help="number of task groups, or auto (chosen on validation; default)",
+    )
+    p.add_argument(
+        "--max-groups",
+        type=_at_least_two,
+        default=6,
+        help="largest number of groups that --num-groups auto tries (6)",
     )
     p.add_argument(
         "--method",
@@ -144,26 +183,107 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(out: str) -> None:
+    """Create the ``--out`` directory, or raise :class:`GraphtagError` saying why it cannot be."""
+    if not out.strip():
+        raise GraphtagError("--out is empty; give an output directory, e.g. --out runs/blogcatalog")
+    path = Path(out)
+    try:
+        if path.exists() and not path.is_dir():
+            raise GraphtagError(
+                f"--out {out}: exists and is not a directory; choose a directory path"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise GraphtagError(
+            f"--out {out}: cannot create the output directory ({reason}); choose a writable path"
+        ) from None
+    if not writable:
+        raise GraphtagError(f"--out {out}: the directory is not writable; choose another path")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Checks of flag combinations that argparse cannot express."""
+    if getattr(args, "ray_address", None) is not None and args.executor != "ray":
+        raise GraphtagError(
+            f"--ray-address {args.ray_address} is only used with --executor ray; add "
+            "--executor ray or drop --ray-address"
+        )
+    if getattr(args, "out", None) is not None:
+        _check_out(args.out)
+
+
+def _show_warning(
+    previous: Callable[..., None],
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print graphtag's own warnings as one ``graphtag: warning:`` line; others as before."""
+    if not os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+        previous(message, category, filename, lineno, file, line)
+        return
+    text = " ".join(str(message).split())
+    print(f"graphtag: warning: {text}", file=sys.stderr)
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """A one-line description when ``exc`` is an allocation failure (torch, numpy), else None."""
+    if not isinstance(exc, MemoryError | RuntimeError):
+        return None
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, MemoryError) and not any(p in text.lower() for p in _OOM_PATTERNS):
+        return None
+    size = re.search(r"allocate (\d+) bytes", text)
+    if size:
+        return f"tried to allocate {int(size.group(1)) / 2**30:.1f} GiB"
+    return text[:200] or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
+    """Entry point of the console script; returns the exit status.
+
+    Usage errors (unknown flags, bad flag values) exit through ``SystemExit(2)`` after one
+    ``graphtag: error:`` line on stderr; every other user mistake (a
+    :class:`~graphtag.errors.GraphtagError`, or running out of memory) prints one such line and
+    returns 2. Warnings raised by graphtag are printed as one ``graphtag: warning:`` line each.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="graphtag: %(levelname)s: %(message)s")
     try:
-        if args.command == "datasets":
-            return _cmd_datasets(args)
-        from .. import pipeline
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            if args.command == "datasets":
+                return _cmd_datasets(args)
+            _check_args(args)
+            from .. import pipeline
 
-        if args.command == "train":
-            pipeline.train_command(args)
-        elif args.command == "run":
-            pipeline.run_command(args)
-        elif args.command == "check-estimator":
-            pipeline.check_estimator_command(args)
-        return 0
+            if args.command == "train":
+                pipeline.train_command(args)
+            elif args.command == "run":
+                pipeline.run_command(args)
+            elif args.command == "check-estimator":
+                pipeline.check_estimator_command(args)
+            return 0
     except GraphtagError as exc:
-        print(f"graphtag: error: {exc}", file=sys.stderr)
+        print(f"graphtag: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("graphtag: interrupted; finished stages are kept in --out", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        what = _out_of_memory(exc)
+        if what is None:
+            raise
+        print(
+            f"graphtag: error: out of memory ({what}); the job is too large for this machine: "
+            "use a smaller dataset, --hidden-channels or --projection-dim",
+            file=sys.stderr,
+        )
+        return 2

@@ -8,6 +8,8 @@
   bad line.
 * :func:`file_digest`, :func:`load_cache` and :func:`save_cache` implement the content-addressed
   ``.npz`` cache (never pickle; atomic writes; a corrupt entry is ignored with a warning).
+* :func:`require_two_classes` rejects label matrices with a constant task (no positive or no
+  negative node), which can be neither trained with model selection nor evaluated.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "open_binary",
     "read_int_tokens",
     "require_file",
+    "require_two_classes",
     "save_cache",
 ]
 
@@ -61,10 +64,46 @@ def require_file(path: Path, what: str) -> None:
         path: The file.
         what: What the file should contain (used in the message), e.g. ``"edge list"``.
     """
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:  # name too long, NUL byte, ...
+        reason = getattr(exc, "strerror", None) or str(exc)
+        shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+        raise DataFormatError(
+            f"cannot access the {what} file ({reason}); check the path", path=repr(shown)
+        ) from None
+    if not exists:
         raise DataFormatError(f"{what} file not found; check the path", path=path)
-    if not path.is_file():
+    if not is_file:
         raise DataFormatError(f"{what} path is not a regular file", path=path)
+
+
+def require_two_classes(
+    positives: np.ndarray, num_nodes: int, names: Sequence[str], *, path: Path, fix: str
+) -> None:
+    """Raise :class:`DataFormatError` when a task has no positive or no negative node.
+
+    Args:
+        positives: int ``[T]`` number of positive nodes of every task.
+        num_nodes: Number of nodes ``N``.
+        names: ``T`` task names (used in the message).
+        path: The file holding the labels.
+        fix: How to fix it, appended to the message (e.g. ``"remove the column"``).
+    """
+    positives = np.asarray(positives)
+    constant = np.flatnonzero((positives == 0) | (positives == num_nodes))
+    if constant.size == 0:
+        return
+    t = int(constant[0])
+    kind = "no positive node (every label is 0)"
+    if positives[t] != 0:
+        kind = "no negative node (every label is 1)"
+    more = f"; {constant.size} of {positives.size} tasks are constant" if constant.size > 1 else ""
+    raise DataFormatError(
+        f"task {t} ({names[t]}) has {kind}{more}: a task needs positive and negative nodes to be "
+        f"trained and evaluated; {fix}",
+        path=path,
+    )
 
 
 def is_gzip(path: Path) -> bool:
@@ -218,13 +257,23 @@ def _slow_chunk(
                 )
             raise DataFormatError(
                 f"non-numeric token {tok[:40]!r} in the {what}; expected integer node ids >= 0 "
-                "separated by whitespace ('#' starts a comment line)",
+                f"separated by whitespace ('#' starts a comment line){_token_hint(raw)}",
                 path=path,
                 line=lineno,
             )
         _check_fields(len(tokens), fields, path, lineno, what)
         counts.append(len(tokens))
     return np.asarray(values, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+
+
+def _token_hint(raw: bytes) -> str:
+    """A hint for common causes of a bad token (other delimiters, a byte-order mark)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "; the file starts with a UTF-8 byte-order mark: save it without one"
+    seps = [c for c in (",", ";", "|", ":") if c.encode() in raw]
+    if seps and any(ch.isdigit() for ch in raw.decode("latin-1")):
+        return f"; fields must be separated by spaces or tabs, not {seps[0]!r}"
+    return ""
 
 
 def _check_fields(count: int, fields: int | None, path: Path, lineno: int, what: str) -> None:

@@ -7,7 +7,10 @@ The file (MATLAB v5/v7, read with :func:`scipy.io.loadmat`) must hold two variab
   stores each undirected edge in both triangles yields no spurious duplicates. Diagonal entries are
   self-loops (removed and counted in ``data.meta``).
 * ``group``: ``N x T`` labels, every entry 0 or 1 (sparse or dense). Task ``t`` is named
-  ``group_<t>``.
+  ``group_<t>``. Every task needs at least one positive and one negative node (an all-zero
+  column, an empty group, is rejected naming the task).
+
+Real (integer, float or bool) matrices only: complex or non-numeric variables are rejected.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch_geometric.data import Data
 
 from ..errors import DataFormatError
 from ._graph import build_multilabel_graph
-from ._io import require_file
+from ._io import require_file, require_two_classes
 
 __all__ = ["load_mat"]
 
@@ -44,8 +47,8 @@ def load_mat(path: Path, *, name: str, seed: int = 0) -> Data:
     Raises:
         DataFormatError: The file is missing, not a readable MATLAB v5/v7 file (truncated, HDF5
             v7.3, another format), lacks ``network`` or ``group`` (the message lists the
-            variables found), has inconsistent shapes, or a label is not 0/1 (naming the node and
-            the task).
+            variables found), has inconsistent shapes or no nodes, a label is not 0/1 (naming the
+            node and the task), or a task is constant (naming the task).
 
     Example:
         >>> import tempfile, pathlib, scipy.io, scipy.sparse as sp
@@ -82,9 +85,18 @@ def load_mat(path: Path, *, name: str, seed: int = 0) -> Data:
             f"nodes{hint}",
             path=path,
         )
+    if n == 0:
+        raise DataFormatError("'network' is empty (0 x 0): the graph has no nodes", path=path)
     if grp.shape[1] == 0:
         raise DataFormatError("'group' has 0 columns: no tasks", path=path)
     y = _labels(grp, path)
+    require_two_classes(
+        np.asarray(grp.getnnz(axis=0)),
+        n,
+        [f"group_{t}" for t in range(grp.shape[1])],
+        path=path,
+        fix="remove that column from 'group' (or add its members)",
+    )
     edge_index, asymmetric, weighted = _edges(net)
     meta: dict[str, Any] = {
         "source": f"MATLAB file {path}",
@@ -121,17 +133,18 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _as_sparse(value: Any, key: str, path: Path) -> sp.csr_matrix:
-    if sp.issparse(value) or (
-        isinstance(value, np.ndarray)
-        and value.ndim == 2
-        and (np.issubdtype(value.dtype, np.number) or value.dtype == bool)
-    ):
+    dtype = getattr(value, "dtype", None)
+    real = dtype is not None and any(
+        np.issubdtype(dtype, kind) for kind in (np.integer, np.floating, np.bool_)
+    )
+    if real and (sp.issparse(value) or (isinstance(value, np.ndarray) and value.ndim == 2)):
         m = sp.csr_matrix(value)
     else:
         kind = getattr(value, "dtype", type(value).__name__)
         shape = getattr(value, "shape", "?")
         raise DataFormatError(
-            f"variable {key!r} must be a numeric 2-D matrix, got {kind} with shape {shape}",
+            f"variable {key!r} must be a numeric 2-D matrix of real values, got {kind} with shape "
+            f"{shape}",
             path=path,
         )
     m.eliminate_zeros()

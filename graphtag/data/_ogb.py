@@ -26,6 +26,7 @@ import importlib.util
 import os
 import shutil
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from torch_geometric.data import Data
 
 from ..errors import DataFormatError, GraphtagError
 from ._graph import build_multilabel_graph
-from ._io import cache_key, file_digest, load_cache, open_binary, save_cache
+from ._io import (
+    cache_key,
+    file_digest,
+    load_cache,
+    open_binary,
+    require_two_classes,
+    save_cache,
+)
 
 __all__ = ["OGB_DIR", "OGB_URL", "load_ogbn_proteins", "ogbn_proteins_files"]
 
@@ -44,6 +52,7 @@ OGB_DIR = "ogbn_proteins"
 OGB_URL = "http://snap.stanford.edu/ogb/data/nodeproppred/proteins.zip"  # ogb 1.3.6 master.csv
 RAW_FILES = ("edge.csv.gz", "edge-feat.csv.gz", "node-label.csv.gz", "node_species.csv.gz")
 SPLIT_FILES = ("train.csv.gz", "valid.csv.gz", "test.csv.gz")
+EDGE_FEATURES = 8  # association scores per edge
 _CACHE_KEYS = ("edge_index", "x", "y", "train", "valid", "test", "species")
 
 
@@ -74,8 +83,9 @@ def load_ogbn_proteins(root: Path, *, seed: int = 0, download: bool = True) -> D
     Raises:
         GraphtagError: Raw files are missing and cannot be downloaded; the message lists the
             missing paths and the download URL.
-        DataFormatError: A raw file is malformed (shape, range, non-binary label, overlapping
-            split).
+        DataFormatError: A raw file is malformed (naming the file and, where known, the line):
+            unparsable line, shape, id range, non-binary label, constant task, non-finite edge
+            feature, overlapping or incomplete split, no positive label among training nodes.
     """
     root = Path(root)
     files = ogbn_proteins_files(root)
@@ -181,7 +191,11 @@ def _download(root: Path) -> None:
             os.unlink(zip_path)
 
 
-def _read_csv(path: Path, dtype: Any, what: str) -> np.ndarray:
+def _read_csv(path: Path, dtype: Any, what: str, columns: int | None = None) -> np.ndarray:
+    """Parse a headerless CSV of numbers (``columns`` per line when given) into ``[rows, cols]``.
+
+    On failure the file is scanned line by line (error path only) to name the first bad line.
+    """
     import pandas as pd
 
     try:
@@ -190,39 +204,107 @@ def _read_csv(path: Path, dtype: Any, what: str) -> np.ndarray:
     except DataFormatError:
         raise
     except Exception as exc:  # pandas parser errors, bad numbers, gzip errors
+        integer = np.issubdtype(np.dtype(dtype), np.integer)
+        kind = "integers" if integer else "numbers"
+        bad = _first_bad_line(path, columns, integer)
+        if bad is not None:
+            lineno, line, problem = bad
+            hint = ""
+            if any(sep in line for sep in (";", "\t", " ", "|")):
+                hint = " (fields must be separated by ',')"
+            raise DataFormatError(
+                f"cannot parse the {what}: {line[:60]!r} {problem}; expected "
+                f"{columns or 'the same number of'} comma-separated {kind} per line, no header"
+                f"{hint}; download the OGB files again",
+                path=path,
+                line=lineno,
+            ) from None
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise DataFormatError(
-            f"cannot parse the {what} as comma-separated numbers without a header "
-            f"({type(exc).__name__}: {exc}); download the OGB files again",
+            f"cannot parse the {what} as comma-separated {kind} without a header "
+            f"({reason}); download the OGB files again",
             path=path,
         ) from None
-    return table.to_numpy()
+    out = table.to_numpy()
+    if columns is not None and out.shape[1] != columns:
+        raise DataFormatError(
+            f"expected {columns} comma-separated column(s) in the {what}, got shape {out.shape}",
+            path=path,
+        )
+    return out
+
+
+def _first_bad_line(path: Path, columns: int | None, integer: bool) -> tuple[int, str, str] | None:
+    """``(1-based line, its text, what is wrong)`` of the first malformed CSV line, if any.
+
+    Only called after the vectorised parser failed, so a Python loop over lines is acceptable.
+    Returns ``None`` when no line is at fault (e.g. a truncated gzip stream).
+    """
+    try:
+        with open_binary(path) as fh:
+            for lineno, raw in enumerate(fh, 1):
+                line = raw.decode("latin-1").rstrip("\r\n")
+                fields = line.split(",")
+                if columns is None:
+                    columns = len(fields)
+                if len(fields) != columns:
+                    return lineno, line, f"has {len(fields)} field(s) instead of {columns}"
+                for field in fields:
+                    problem = _bad_number(field.strip(), integer)
+                    if problem:
+                        return lineno, line, problem
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+def _bad_number(text: str, integer: bool) -> str | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return f"holds {text[:20]!r}, not a number"
+    if integer and not (value.is_integer() and abs(value) < 2**63):
+        return f"holds {text[:20]!r}, not a 64-bit integer"
+    return None
 
 
 def _parse(files: dict[str, Path]) -> dict[str, np.ndarray]:
     """Read and validate the raw CSVs; returns the arrays that are cached."""
-    y = _read_csv(files["node-label.csv.gz"], np.float64, "node labels")
+    label_file = files["node-label.csv.gz"]
+    y = _read_csv(label_file, np.float64, "node labels")
     num_nodes = y.shape[0]
     bad = (y != 0) & (y != 1)
     if bad.any():
         i, t = (int(v) for v in np.argwhere(bad)[0])
         raise DataFormatError(
             f"label of node {i}, task {t} is {float(y[i, t])!r}; labels must be 0 or 1",
-            path=files["node-label.csv.gz"],
+            path=label_file,
             line=i + 1,
         )
-    edges = _read_csv(files["edge.csv.gz"], np.int64, "edge list")
+    names = [f"task_{t}" for t in range(y.shape[1])]
+    fix = "OGB's file has none: download it again"
+    require_two_classes(y.sum(0), num_nodes, names, path=label_file, fix=fix)
+    edges = _read_csv(files["edge.csv.gz"], np.int64, "edge list", 2)
     if edges.ndim != 2 or edges.shape[1] != 2:
         raise DataFormatError(
             f"expected 2 columns (u,v), got shape {edges.shape}", path=files["edge.csv.gz"]
         )
     _check_ids(edges, num_nodes, files["edge.csv.gz"])
-    feat = _read_csv(files["edge-feat.csv.gz"], np.float32, "edge features")
+    feat_file = files["edge-feat.csv.gz"]
+    feat = _read_csv(feat_file, np.float32, "edge features", EDGE_FEATURES)
     if feat.shape[0] != edges.shape[0]:
         raise DataFormatError(
-            f"{feat.shape[0]} rows of edge features for {edges.shape[0]} edges",
-            path=files["edge-feat.csv.gz"],
+            f"{feat.shape[0]} rows of edge features for {edges.shape[0]} edges", path=feat_file
         )
-    species = _read_csv(files["node_species.csv.gz"], np.int64, "node species")
+    finite = np.isfinite(feat).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise DataFormatError(
+            f"edge features must be finite numbers, got {feat[row].tolist()}",
+            path=feat_file,
+            line=row + 1,
+        )
+    species = _read_csv(files["node_species.csv.gz"], np.int64, "node species", 1)
     if species.shape != (num_nodes, 1):
         raise DataFormatError(
             f"expected one species id per node ({num_nodes} x 1), got shape {species.shape}",
@@ -230,13 +312,20 @@ def _parse(files: dict[str, Path]) -> dict[str, np.ndarray]:
         )
     parts = {}
     for key, fname in zip(("train", "valid", "test"), SPLIT_FILES):
-        idx = _read_csv(files[fname], np.int64, "split node ids")
+        idx = _read_csv(files[fname], np.int64, "split node ids", 1)
         if idx.ndim != 2 or idx.shape[1] != 1:
             raise DataFormatError(
                 f"expected one node id per line, got shape {idx.shape}", path=files[fname]
             )
         _check_ids(idx, num_nodes, files[fname])
         parts[key] = idx[:, 0]
+    if not y[parts["train"]].any():
+        raise DataFormatError(
+            f"no task has a positive node among the {parts['train'].size} training nodes: "
+            "nothing can be learned; the split files do not match the labels (download the OGB "
+            "files again)",
+            path=files[SPLIT_FILES[0]],
+        )
     cover = np.bincount(np.concatenate(list(parts.values())), minlength=num_nodes)
     if (cover > 1).any():
         node = int(np.flatnonzero(cover > 1)[0])

@@ -173,10 +173,16 @@ def load_dataset(spec: str, *, seed: int = 0, root: str | os.PathLike | None = N
         from ._snap import load_snap
 
         edges, cmty = (Path(a) for a in parsed.args)
-        return load_snap(edges, cmty, num_tasks=num_tasks, name=edges.name.split(".")[0], seed=seed)
+        name = edges.name.split(".")[0] or edges.name
+        return load_snap(edges, cmty, num_tasks=num_tasks, name=name, seed=seed)
     if name == "ogbn-proteins":
         _need_args(parsed, 0, "ogbn-proteins[:root=DIR]")
         parsed.check_options({"root"})
+        if "root" in parsed.options and not parsed.options["root"]:
+            raise GraphtagError(
+                f"dataset spec {spec!r}: root= is empty; give the folder holding ogbn_proteins/ "
+                "or drop the option (default: the cache folder)"
+            )
         from ._ogb import load_ogbn_proteins
 
         base = parsed.options.get("root") or root or cache_dir() / "ogb"

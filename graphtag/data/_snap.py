@@ -77,12 +77,14 @@ def load_snap(
         A multi-label graph with ``N`` = number of distinct members of the kept communities,
         ``y[i, t] = 1`` iff node ``i`` belongs to community ``t``, structural node features and
         the per-task 20/20/60 split. ``data.meta`` holds the original ids' range, the kept
-        communities' sizes and file lines, and the cleaning counts.
+        communities' sizes and file lines, and the cleaning counts. A kept community that
+        holds every node of the induced subgraph (e.g. ``num_tasks=1``) has no negative node: it
+        is kept, with a warning.
 
     Raises:
         DataFormatError: A file is missing, empty, unreadable or malformed (naming the file and
-            the 1-based line), or a kept community names a node that never occurs in the edge
-            list.
+            the 1-based line), a kept community names a node that never occurs in the edge
+            list, or the kept communities hold a single node.
         GraphtagError: ``num_tasks`` is smaller than 1.
 
     Example:
@@ -129,6 +131,12 @@ def load_snap(
             save_cache(cache_file, arrays)
 
     num_communities = int(arrays["num_communities"])
+    if arrays["node_ids"].size < 2:
+        raise DataFormatError(
+            f"the kept communities hold a single node ({int(arrays['node_ids'][0])}): a graph "
+            "needs at least 2 nodes; keep more communities (num_tasks) or check the file",
+            path=cmty_path,
+        )
     if num_tasks is not None and num_communities < num_tasks:
         warnings.warn(
             f"{cmty_path} has only {num_communities} communities, fewer than "
@@ -140,6 +148,15 @@ def load_snap(
     task_index = arrays["task_index"]
     y = torch.zeros(num_nodes, int(task_index.size))
     y[torch.from_numpy(arrays["label_rows"]), torch.from_numpy(arrays["label_cols"])] = 1.0
+    full = torch.nonzero(y.sum(0) == num_nodes).flatten()
+    if full.numel():
+        t = int(full[0])
+        warnings.warn(
+            f"{cmty_path}: task {t} (community_{int(task_index[t])}) contains all {num_nodes} "
+            f"nodes of the induced subgraph ({full.numel()} such task(s)), so it has no negative "
+            "node and its metrics are undefined; keep more communities (num_tasks)",
+            stacklevel=2,
+        )
     meta = {
         "source": f"SNAP communities: {edges_path} + {cmty_path}",
         "protocol": (

@@ -7,6 +7,7 @@ A spec is ``NAME[:ARG,...]`` where each ARG is either a positional value (a path
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import GraphtagError
@@ -33,6 +34,9 @@ class DatasetSpec:
     def option(self, key: str, default: object, kind: type = int) -> object:
         """Return option ``key`` converted with ``kind`` (``default`` when absent).
 
+        Booleans accept ``true/false``, ``yes/no``, ``on/off``, ``1/0``; floats must be finite
+        (``nan`` and ``inf`` are rejected).
+
         Raises:
             GraphtagError: If the value cannot be converted.
         """
@@ -50,11 +54,16 @@ class DatasetSpec:
                 "(use true/false)"
             )
         try:
-            return kind(raw)
+            value = kind(raw)
         except ValueError:
             raise GraphtagError(
                 f"dataset spec {self.text!r}: option {key}={raw!r} is not a valid {kind.__name__}"
             ) from None
+        if kind is float and not math.isfinite(value):
+            raise GraphtagError(
+                f"dataset spec {self.text!r}: option {key}={raw!r} is not a finite number"
+            )
+        return value
 
     def check_options(self, allowed: set[str]) -> None:
         """Raise if an option outside ``allowed`` was given."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import GraphtagError
+from ..errors import GraphtagError, NumericalError, preview
 from ._subsets import check_subsets
 
 __all__ = ["pairwise_affinity", "pairwise_loss_tables", "subset_affinity"]
@@ -46,6 +46,25 @@ def _warn_missing(count: np.ndarray, what: str) -> None:
         )
 
 
+def _exclude_mask(exclude: object, num_subsets: int) -> np.ndarray:
+    if exclude is None:
+        return np.zeros(num_subsets, dtype=bool)
+    if isinstance(exclude, torch.Tensor):
+        exclude = exclude.detach().cpu().numpy()
+    mask = np.asarray(exclude)
+    if mask.shape != (num_subsets,) or mask.dtype != bool:
+        raise GraphtagError(
+            f"exclude must be a bool array [{num_subsets}] (one flag per subset), got "
+            f"{mask.dtype} {list(mask.shape)}"
+        )
+    return mask
+
+
+def _entries(keys: np.ndarray, subs: list[tuple[int, ...]], table: np.ndarray) -> str:
+    """``"subset k (..) task t: value"`` for the first few ``(k, t)`` keys."""
+    return preview([f"subset {k} {subs[k]} task {t}: {table[k, t]:g}" for k, t in keys.tolist()])
+
+
 def subset_affinity(
     subsets: Sequence[Sequence[int]],
     losses: object,
@@ -53,6 +72,7 @@ def subset_affinity(
     *,
     symmetric: bool = False,
     zero_variance_tol: float = 1e-10,
+    exclude: object = None,
 ) -> np.ndarray:
     """Higher-order task affinity from the losses of tasks in random subsets.
 
@@ -68,6 +88,16 @@ def subset_affinity(
     never change), gets all-zero z-scores, hence a zero row. A pair that never co-occurs gets
     ``A[i, j] = 0`` (no NaN, no division by zero) and a :class:`UserWarning` with the count.
 
+    Missing losses: a NaN/inf loss ``L_i(S_k)`` of a member task, and every loss of a subset
+    flagged in ``exclude``, is *missing*, never a number: ``s[i, k]`` is left out of task
+    ``i``'s mean, standard deviation and averages (``S_k`` still counts as a subset holding
+    ``i``'s partners for their own scores). Non-finite losses that were not excluded are
+    reported with one :class:`UserWarning` (count and first entries). Excluding a subset gives
+    the affinity of the other subsets (up to rounding). If missing losses leave a sampled task
+    without any score, or a pair ``(i, j)`` that co-occurs without any score of ``i`` in a
+    subset holding ``j``, a :class:`~graphtag.errors.NumericalError` names them: the matrix is
+    never NaN and never silently zero because of a divergence.
+
     Args:
         subsets: ``M`` task subsets.
         losses: ``[M, T]`` losses (tensor or array); entries of tasks outside a subset are
@@ -75,12 +105,15 @@ def subset_affinity(
         num_tasks: ``T``.
         symmetric: Return ``(A + A^T) / 2`` (what clustering uses).
         zero_variance_tol: Relative threshold for a zero standard deviation.
+        exclude: Optional bool ``[M]``: subsets whose losses are all missing (e.g. surrogates
+            that failed; the caller reports them).
 
     Returns:
-        ``[T, T]`` float64 array.
+        ``[T, T]`` float64 array, finite.
 
     Raises:
-        GraphtagError: If shapes disagree or a task's loss in one of its subsets is not finite.
+        GraphtagError: If shapes disagree.
+        NumericalError: If missing losses leave a task or a co-occurring pair without a score.
 
     Example:
         >>> subsets = [(0, 1), (0, 2), (1, 2)]
@@ -95,26 +128,57 @@ def subset_affinity(
             f"losses must have shape [{len(subs)}, {num_tasks}] (subsets x tasks), "
             f"got {list(table.shape)}"
         )
+    drop = _exclude_mask(exclude, len(subs))
     inc = _incidence(subs, num_tasks)
-    bad = inc & ~np.isfinite(table)
-    if bad.any():
-        k, t = np.argwhere(bad)[0].tolist()
-        raise GraphtagError(
-            f"loss of task {t} in subset {k} {subs[k]} is {table[k, t]}; every task of a "
-            f"subset needs a finite loss ({int(bad.sum())} such entries)"
+    finite = np.isfinite(table)
+    valid = inc & finite & ~drop[:, None]  # [M, T]: task t has a usable score in subset k
+    member = inc.astype(np.float64)
+    together = member.T @ member  # [T, T] co-occurrence counts (by design)
+    usable = valid.astype(np.float64).T @ member  # [i, j]: subsets holding j where i scored
+    nonfinite = np.argwhere(inc & ~finite & ~drop[:, None])
+    empty = np.flatnonzero(inc.any(0) & ~valid.any(0))
+    if empty.size:
+        first = np.argwhere(inc[:, empty[0]] & ~finite[:, empty[0]])
+        why = (
+            f"loss of task {empty[0]} in subset {first[0, 0]} {subs[first[0, 0]]} is "
+            f"{table[first[0, 0], empty[0]]}"
+            if first.size
+            else f"every subset holding task {empty[0]} was excluded"
         )
-    weights = inc.astype(np.float64)
-    score = np.where(inc, -table, 0.0)
+        raise NumericalError(
+            f"tasks [{preview(empty.tolist())}] have no usable (finite, not excluded) loss in "
+            f"any of their subsets ({why}); their affinity cannot be estimated. Find why those "
+            "losses diverged or were excluded (real training: lower the learning rate; "
+            "Grad-TAG: raise max_iter or l2, or loosen tol) or drop these tasks",
+            tasks=empty[:5].tolist(),
+        )
+    lost = np.argwhere((together > 0) & (usable == 0) & ~np.eye(num_tasks, dtype=bool))
+    if lost.size:
+        shown = preview([f"({i}, {j})" for i, j in lost.tolist()])
+        raise NumericalError(
+            f"{len(lost)} task pairs (i, j) co-occur only in subsets where task i's loss is "
+            f"missing (NaN/inf or excluded): {shown}; A[i, j] cannot be estimated. Sample more "
+            "subsets (num_subsets, min_pair_count) or find why those losses diverged",
+            tasks=sorted({int(t) for t in lost[:5].ravel()}),
+        )
+    if nonfinite.size:
+        warnings.warn(
+            f"{len(nonfinite)} losses of tasks in their subsets are NaN/inf and were left out "
+            f"of the affinity as missing: {_entries(nonfinite, subs, table)}",
+            UserWarning,
+            stacklevel=2,
+        )
+    weights = valid.astype(np.float64)
+    score = np.where(valid, -np.where(finite, table, 0.0), 0.0)
     count = weights.sum(0)
     safe = np.maximum(count, 1.0)
     mean = score.sum(0) / safe
-    centred = np.where(inc, score - mean, 0.0)
+    centred = np.where(valid, score - mean, 0.0)
     std = np.sqrt((centred**2).sum(0) / safe)
     ok = (count > 0) & (std > zero_variance_tol * np.maximum(1.0, np.abs(mean)))
     z = np.where(ok, centred / np.where(ok, std, 1.0), 0.0)
-    together = weights.T @ weights  # [T, T] co-occurrence counts
-    total = z.T @ weights  # [i, j] = sum over subsets containing i and j of z[i, k]
-    affinity = np.divide(total, together, out=np.zeros_like(total), where=together > 0)
+    total = z.T @ member  # [i, j] = sum over subsets holding j where i scored of z[i, k]
+    affinity = np.divide(total, usable, out=np.zeros_like(total), where=usable > 0)
     np.fill_diagonal(affinity, 0.0)
     _warn_missing(together, "never co-occur in a subset")
     if symmetric:
@@ -174,6 +238,7 @@ def pairwise_affinity(
 
     Raises:
         GraphtagError: On shape mismatches, out-of-range keys or non-positive single losses.
+        NumericalError: When a single-task loss is NaN/inf (that task's training diverged).
 
     Example:
         >>> pairwise_affinity([1.0, 2.0], {(0, 1): 0.5, (1, 0): 3.0}).tolist()
@@ -185,7 +250,8 @@ def pairwise_affinity(
     num_tasks = single.size
     if not (np.isfinite(single).all() and (single > 0).all()):
         bad = int(np.argmax(~(np.isfinite(single) & (single > 0))))
-        raise GraphtagError(
+        error = GraphtagError if np.isfinite(single[bad]) else NumericalError
+        raise error(
             f"single_losses[{bad}] = {single[bad]}; single-task losses must be positive and "
             "finite to divide by them"
         )

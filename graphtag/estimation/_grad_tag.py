@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._utils import resolve_device, torch_generator
-from ..errors import GraphtagError
+from ..errors import GraphtagError, NumericalError, preview
 from ..gradients import TRAIN, GradientFeatures
 from ._affinity import subset_affinity
 from ._losses import NetworkLossFn, base_losses, estimate_losses
@@ -18,6 +18,31 @@ from ._subsets import check_subsets, sample_task_subsets
 from ._surrogate import DEFAULT_L2, _check_features, fit_surrogates, task_statistics
 
 __all__ = ["GradTAG", "make_synthetic_features"]
+
+
+def _incidence(subsets: Sequence[Sequence[int]], num_tasks: int) -> Tensor:
+    """Membership ``[M, T]`` (bool): task ``t`` is in subset ``k``."""
+    inc = torch.zeros(len(subsets), num_tasks, dtype=torch.bool)
+    for k, s in enumerate(subsets):
+        inc[k, list(s)] = True
+    return inc
+
+
+def _finite_network_losses(fn: NetworkLossFn, bad: list[Tensor]) -> NetworkLossFn:
+    """Wrap ``fn``: NaN/inf losses are recorded in ``bad`` (bool ``[M, T]``) and passed on as 0.
+
+    :meth:`GradTAG.fit` then restores them as missing and leaves their subsets out.
+    """
+
+    def wrapped(subsets: list[tuple[int, ...]], weights: Tensor) -> Tensor:
+        out = fn(subsets, weights)
+        if isinstance(out, Tensor) and out.is_floating_point():
+            flags = ~torch.isfinite(out.detach().cpu())
+            bad.append(flags)
+            out = torch.where(flags.to(out.device), torch.zeros_like(out), out)
+        return out
+
+    return wrapped
 
 
 class GradTAG:
@@ -60,6 +85,9 @@ class GradTAG:
         subsets_: ``M`` sorted tuples.
         weights_: ``[M, d]`` float64 surrogate solutions.
         converged_: ``[M]`` bool.
+        excluded_: ``[M]`` bool, the subsets left out of the affinity: their surrogate did not
+            converge, or one of their estimated losses is NaN/inf (reported with a
+            :class:`UserWarning` naming the first subsets and their tasks).
         losses_: ``[M, T]`` float64 estimated validation losses (NaN outside the subset).
         base_losses_: ``[T]`` float64 validation losses of the base model (``w = 0``).
         affinity_: ``[T, T]`` float64 numpy array.
@@ -141,6 +169,10 @@ class GradTAG:
         Raises:
             GraphtagError: On invalid hyperparameters, a task without training or validation
                 rows, or a ``network_loss_fn`` that does not match ``loss``.
+            NumericalError: When the features hold NaN/inf, or when the subsets left out
+                (``excluded_``: not converged, or NaN/inf losses) leave a task without any
+                estimated loss or a co-occurring pair without an estimate; the affinity is
+                never computed from a non-finite loss.
         """
         if self.loss not in ("linear", "network"):
             raise GraphtagError(f"loss must be 'linear' or 'network', got {self.loss!r}")
@@ -189,37 +221,75 @@ class GradTAG:
         self.converged_ = fit.converged
         self.iterations_ = fit.iterations
         self.l2_ = fit.l2
-        if fit.num_failed:
-            warnings.warn(
-                f"{fit.num_failed} of {len(self.subsets_)} surrogates did not converge within "
-                f"max_iter={self.max_iter} (tol={self.tol}); see converged_; raise max_iter or l2",
-                UserWarning,
-                stacklevel=2,
-            )
 
         start = time.perf_counter()
+        network_bad: list[Tensor] = []
         self.losses_ = estimate_losses(
             features,
             self.subsets_,
             self.weights_,
             kind=self.loss,
-            network_loss_fn=network_loss_fn,
+            network_loss_fn=None
+            if network_loss_fn is None
+            else _finite_network_losses(network_loss_fn, network_bad),
             batch_size=self.batch_size,
             device=device,
         )
+        if network_bad:  # restore the non-finite entries as missing
+            self.losses_ = torch.where(network_bad[0], torch.nan, self.losses_)
         self.base_losses_ = base_losses(features, device=device)
         timings["losses"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        self.affinity_ = subset_affinity(
-            self.subsets_, self.losses_, num_tasks, symmetric=self.symmetric
-        )
+        member = _incidence(self.subsets_, num_tasks)
+        nonfinite = (member & ~torch.isfinite(self.losses_)).any(1)
+        self.excluded_ = ~self.converged_.cpu() | nonfinite
+        summary = self._report_excluded(nonfinite)
+        try:
+            self.affinity_ = subset_affinity(
+                self.subsets_,
+                self.losses_,
+                num_tasks,
+                symmetric=self.symmetric,
+                exclude=self.excluded_.numpy(),
+            )
+        except NumericalError as exc:
+            raise NumericalError(
+                f"Grad-TAG: {summary}; {exc}", stage="affinity", tasks=exc.tasks
+            ) from exc
         timings["affinity"] = time.perf_counter() - start
         self.timings_ = timings
         self.features_ = features
         self.network_loss_fn_ = network_loss_fn
         self.device_ = device
         return self
+
+    def _report_excluded(self, nonfinite: Tensor) -> str:
+        """Warn about the subsets left out of the affinity; return a one-line summary."""
+        parts = []
+        failed = ~self.converged_.cpu()
+        for flags, what in (
+            (
+                failed,
+                f"surrogates did not converge within max_iter={self.max_iter} (tol={self.tol})",
+            ),
+            (nonfinite & ~failed, "subsets have NaN/inf estimated losses"),
+        ):
+            idx = torch.nonzero(flags).flatten().tolist()
+            if not idx:
+                continue
+            tasks = sorted({t for k in idx for t in self.subsets_[k]})
+            parts.append(
+                f"{len(idx)} of {len(self.subsets_)} {what}; their losses are left out of the "
+                f"affinity: subsets {preview([f'{k} {self.subsets_[k]}' for k in idx])} "
+                f"(tasks [{preview(tasks, 10)}])"
+            )
+        if not parts:
+            return "no subset was left out"
+        hint = "raise max_iter or l2 (see converged_ and excluded_)"
+        for part in parts:
+            warnings.warn(f"{part}; {hint}", UserWarning, stacklevel=3)
+        return "; ".join(parts)
 
     @staticmethod
     def _check_rows(features: GradientFeatures) -> None:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .._utils import resolve_device
-from ..errors import GraphtagError
+from ..errors import GraphtagError, NumericalError
 from ..executor import Job, run_jobs
 from ..models import GraphInputs
 from ..training import TrainConfig
@@ -180,16 +180,29 @@ class RealContext:
 
 
 def _finetune_job(context: RealContext, job: Job) -> dict[str, Any]:
-    """Job function: fine-tune ``job.key["subset"]`` from theta0; validation BCE per task."""
+    """Job function: fine-tune ``job.key["subset"]`` from theta0; validation BCE per task.
+
+    A divergence is re-raised as a :class:`~graphtag.errors.NumericalError` that names the
+    subset (it is not retried: the same seed would diverge again).
+    """
     ctx = context.ready()
-    res = finetune_subset(
-        ctx.base_model,
-        ctx.data,
-        ctx.inputs,
-        job.key["subset"],
-        ctx.config,
-        seed=job.seed(job.key["seed"]),
-    )
+    subset = tuple(int(t) for t in job.key["subset"])
+    try:
+        res = finetune_subset(
+            ctx.base_model,
+            ctx.data,
+            ctx.inputs,
+            subset,
+            ctx.config,
+            seed=job.seed(job.key["seed"]),
+        )
+    except NumericalError as exc:
+        raise NumericalError(
+            f"fine-tuning task subset {subset} from the base model diverged: {exc}",
+            stage=f"finetune subset {subset}",
+            tasks=exc.tasks or subset,
+            subsets=[subset],
+        ) from exc
     return {"val_losses": res.val_losses.tolist(), "best_epoch": int(res.best_epoch)}
 
 
@@ -239,7 +252,9 @@ def real_subset_losses(
     Raises:
         GraphtagError: For invalid subsets or options.
         graphtag.executor.JobsFailedError: When some fine-tunes failed (the others are
-            checkpointed).
+            checkpointed); a diverged fine-tune (NaN/inf training or validation loss) fails
+            with a :class:`~graphtag.errors.NumericalError` naming its subset, which the
+            message of this error repeats for the first failure.
     """
     context = _check_context(context)
     num_tasks = context.num_tasks

@@ -43,7 +43,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._utils import resolve_device
-from ..errors import GraphtagError, NumericalError
+from ..errors import GraphtagError, NumericalError, preview
 from ..gradients import TRAIN, VAL, GradientFeatures
 from ._subsets import check_subsets
 
@@ -181,11 +181,31 @@ def _check_features(features: object) -> GradientFeatures:
             raise GraphtagError("GradientFeatures.split must hold only TRAIN (0) or VAL (1)")
         if not bool(((features.labels == 0) | (features.labels == 1)).all()):
             raise GraphtagError("GradientFeatures.labels must be 0 or 1")
-        if not bool(torch.isfinite(features.offsets).all()):
-            raise NumericalError("GradientFeatures.offsets (base logits) hold NaN or inf")
-        if not bool(torch.isfinite(g).all()):
-            raise NumericalError("GradientFeatures.features hold NaN or inf")
+        for name, values in (("offsets (base logits)", features.offsets), ("features", g)):
+            if not bool(torch.isfinite(values.sum())):  # no temporary unless something is off
+                _raise_nonfinite(features, name, values)
     return features
+
+
+def _raise_nonfinite(features: GradientFeatures, name: str, values: Tensor) -> None:
+    """Raise a :class:`NumericalError` naming the tasks whose rows hold NaN/inf in ``values``."""
+    bad = ~torch.isfinite(values)
+    if bad.dim() > 1:
+        bad = bad.any(1)
+    if not bool(bad.any()):  # the sum overflowed; every value is finite
+        return
+    task = features.task.to(bad.device)
+    per_task = torch.bincount(task[bad], minlength=features.num_tasks).cpu()
+    tasks = torch.nonzero(per_task).flatten().tolist()
+    shown = preview([f"{t} ({int(per_task[t])} rows)" for t in tasks])
+    raise NumericalError(
+        f"GradientFeatures.{name} hold NaN or inf in {int(bad.sum())} rows of tasks [{shown}]; "
+        "the base model diverged or its inputs hold NaN/inf: re-extract the features with "
+        "graphtag.gradients.extract_gradient_features (which names the cause) or drop these "
+        "tasks",
+        stage="gradient features",
+        tasks=tasks[:5],
+    )
 
 
 def _task_blocks(
@@ -507,11 +527,15 @@ def fit_surrogates(
 
     Returns:
         :class:`SurrogateFit` (CPU tensors). Subsets whose tasks have no training rows get
-        ``w = 0`` (the optimum of the pure ridge) and count as converged.
+        ``w = 0`` (the optimum of the pure ridge) and count as converged. A trial step whose
+        objective or gradient is NaN/inf is rejected by the line search (the step is halved),
+        so ``weights`` and ``objective`` are always finite; a subset that finds no finite step
+        is reported in ``converged`` as not converged (callers such as
+        :class:`~graphtag.estimation.GradTAG` leave it out of the affinity).
 
     Raises:
         GraphtagError: On invalid subsets or arguments.
-        NumericalError: If the objective becomes NaN.
+        NumericalError: If the features hold NaN/inf (naming the tasks).
 
     Shapes:
         ``weights [M, d]``, ``converged [M]``.
@@ -644,12 +668,13 @@ def _solve_batch(
             idx = active[trying]
             w_try = w[idx] + alpha[trying, None] * direction[trying]
             f_try, g_try = evaluate(idx, w_try)
-            if not bool(torch.isfinite(f_try).all()):
-                raise NumericalError("surrogate objective became NaN or inf during Newton steps")
             gn_try = g_try.norm(dim=1)
             f_old = fval[idx]
             ok = f_try <= f_old + armijo * alpha[trying] * slope[trying]
             ok |= (f_try <= f_old + rounding * f_old.abs()) & (gn_try < gnorm[idx])
+            # A NaN/inf trial point is never accepted: the step is halved like any other
+            # rejected one, and a subset that finds no finite point stalls (not converged).
+            ok &= torch.isfinite(f_try) & torch.isfinite(gn_try)
             good = trying[ok]
             gi = active[good]
             w[gi], fval[gi], grad[gi], gnorm[gi] = w_try[ok], f_try[ok], g_try[ok], gn_try[ok]

@@ -26,7 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .._utils import derive_seed
-from ..artifacts import canonical_json, hash_object, save_json
+from ..artifacts import _fault_point, canonical_json, hash_object, save_json
 from ..errors import GraphtagError
 
 __all__ = [
@@ -47,6 +47,9 @@ EXECUTORS = ("local", "ray")
 JobFn = Callable[[Any, "Job"], Any]
 
 _CHECKPOINT_FORMAT = 1
+
+#: Jobs finished in this process (each checkpointed first, given a folder), for ``job:<k>``.
+_JOBS_FINISHED = [0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,6 +261,9 @@ def run_jobs(
       Ray is already initialised; a Ray instance started here is shut down at the end. ``fn``
       and ``context`` must be picklable and ``graphtag`` importable on the workers.
 
+    Tests can kill the process right after the ``k``-th job of the process is checkpointed
+    with ``GRAPHTAG_FAULT=job:<k>`` (see :mod:`graphtag.artifacts`).
+
     Failures: an exception other than :class:`~graphtag.errors.GraphtagError` is retried up to
     ``max_retries`` times (in the same way on both back-ends). Jobs that still fail do not stop
     the others; once every job is done a :class:`JobsFailedError` lists them (the finished ones
@@ -337,6 +343,8 @@ def run_jobs(
                     _save_checkpoint(checkpoint_dir, job, outcome.result, outcome.seconds)
                 for k in idx:
                     results[k], done[k] = outcome.result, True
+                _JOBS_FINISHED[0] += 1
+                _fault_point(f"job:{_JOBS_FINISHED[0]}")  # test-only (graphtag.artifacts)
             else:
                 assert outcome.failure is not None
                 failures.append(outcome.failure)

@@ -1,6 +1,11 @@
 """Projected per-(node, task) gradient features of a trained base model."""
 
-from ._extract import VAL_SUBSAMPLE_RULE, extract_gradient_features, subsample_val_mask
+from ._extract import (
+    MAX_FEATURE_NORM,
+    VAL_SUBSAMPLE_RULE,
+    extract_gradient_features,
+    subsample_val_mask,
+)
 from ._features import TRAIN, VAL, GradientFeatures
 from ._jvp import compute_projected_gradients, iter_projected_gradients
 from ._naive import naive_projected_gradients
@@ -8,6 +13,7 @@ from ._network import network_subset_losses
 from ._projector import GradientProjector
 
 __all__ = [
+    "MAX_FEATURE_NORM",
     "TRAIN",
     "VAL",
     "VAL_SUBSAMPLE_RULE",

@@ -2,11 +2,15 @@
 
 from ._evaluate import evaluate_logits, fit_groups
 from ._random import canonical_groups, check_partition, random_groups_like
+from ._select import SelectedGroupsResult, assign_by_validation, fit_selected_groups
 
 __all__ = [
+    "SelectedGroupsResult",
+    "assign_by_validation",
     "canonical_groups",
     "check_partition",
     "evaluate_logits",
     "fit_groups",
+    "fit_selected_groups",
     "random_groups_like",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import derive_seed
-from ..artifacts import save_json
+from ..artifacts import atomic_write, save_json
 from ..errors import GraphtagError
 from ..reporting import plot_affinity, render_report_md, summarise_seeds
 from ..training import TrainConfig, fit_model, predict
@@ -102,10 +102,14 @@ def run_pipeline(run: Run) -> dict[str, Any]:
     data = run.data
     num_tasks = int(data.y.size(1))
     groups = run.groups()
+    # TAG's selected, possibly overlapping groups (--grouping tag-selection), else None.
+    selected = run.selected_groups()
     affinity = None if config.method == "random" else run.affinity()
     blocks: dict[str, list[dict[str, Any]]] = {"mtl_all": [], "grouped": [], "random_groups": []}
     per_task_auc: dict[str, list[list[float | None]]] = {b: [] for b in blocks}
     seeds = [config.seed + r for r in range(config.num_seeds)]
+    assignments: dict[str, list[int]] = {}
+    serving: dict[tuple[int, ...], list[int]] = {}
     from tqdm.auto import tqdm
 
     for s in tqdm(
@@ -118,7 +122,16 @@ def run_pipeline(run: Run) -> dict[str, Any]:
                 ev_all = evaluate_logits(data, run.base_logits())
             else:
                 ev_all = run.evaluate_partition([list(range(num_tasks))], "mtl_all", s)
-            ev_grp = run.evaluate_partition(groups, "grouped", s)
+            if selected is None:
+                ev_grp = run.evaluate_partition(groups, "grouped", s)
+            else:
+                ev_grp, sel = run.evaluate_selection(selected, "grouped", s)
+                assignments[str(s)] = sel.assignment
+                if s == config.seed:
+                    # Report each task in the selected group that serves it (validation choice
+                    # of the first seed); random groups copy these sizes.
+                    groups = sel.partition()
+                    serving = {tuple(b): sel.groups[sel.assignment[b[0]]] for b in groups}
             rand = random_groups_like(groups, num_tasks, seed=derive_seed(s, "random_groups"))
             ev_rnd = run.evaluate_partition(rand, "random_groups", s)
         for name, ev in (("mtl_all", ev_all), ("grouped", ev_grp), ("random_groups", ev_rnd)):
@@ -135,6 +148,8 @@ def run_pipeline(run: Run) -> dict[str, Any]:
             vals = mean_auc[name][g]
             row[f"{name}_auc"] = None if np.isnan(vals).all() else float(np.nanmean(vals))
         row["grouped_auc"] = row.pop("grouped_auc")
+        if serving:
+            row["model_tasks"] = serving[tuple(g)]
         per_group.append(row)
     g_auc, a_auc = metrics["grouped"]["macro_auc"], metrics["mtl_all"]["macro_auc"]
     if g_auc is not None and a_auc is not None:
@@ -161,8 +176,11 @@ def run_pipeline(run: Run) -> dict[str, Any]:
             "reused_stages": run.reused,
         }
     )
+    if selected is not None:
+        report["selected_groups"] = selected
+        report["assignment_by_seed"] = assignments
     save_json(run.out / "report.json", report)
-    with open(run.out / "report.md", "w") as fh:
+    with atomic_write(run.out / "report.md", "w") as fh:
         fh.write(render_report_md(report))
     if affinity is not None:
         plot_affinity(affinity, groups, run.out / "affinity.png", list(data.task_names))
@@ -192,11 +210,19 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         num_seeds=args.num_seeds,
     )
     run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
+    num_tasks = int(run.data.y.size(1))
+    if config.num_groups != "auto" and int(config.num_groups) > num_tasks:
+        raise GraphtagError(
+            f"--num-groups {config.num_groups} is larger than the number of tasks ({num_tasks}); "
+            f"use at most {num_tasks}, or auto"
+        )
     run.executor = getattr(args, "executor", "local")
     run.ray_address = getattr(args, "ray_address", None)
     report = run_pipeline(run)
     if not args.quiet:
         print(report["verdict"])
         print(f"groups: {report['groups']}")
+        if "selected_groups" in report:
+            print(f"selected groups (TAG network selection): {report['selected_groups']}")
         print(f"report: {run.out}/report.json, {run.out}/report.md, {run.out}/affinity.png")
     return report

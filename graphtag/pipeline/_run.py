@@ -99,6 +99,7 @@ class Run:
             for p in list(self.out.glob("*.manifest.json")):
                 p.unlink()
             shutil.rmtree(self.out / "models", ignore_errors=True)
+            shutil.rmtree(self.out / "finetune", ignore_errors=True)
         self.store = StageStore(self.out)
         self.config = config
         self.progress = progress
@@ -112,6 +113,8 @@ class Run:
         #: Where real-training jobs run ("local" or "ray"); results do not depend on it.
         self.executor = "local"
         self.ray_address: str | None = None
+        #: TAG network selections (``grouping="tag-selection"``) by budget ``k``.
+        self._selections: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ helpers
     @contextlib.contextmanager
@@ -175,6 +178,7 @@ class Run:
                     self.config.train,
                     seed=self.config.seed,
                     progress=self.progress,
+                    stage="base",
                 )
             model = res.model
             save_state_dict(self.out / "base_model.pt", model.state_dict())
@@ -343,7 +347,10 @@ class Run:
         ).fit(feats)
         seconds = time.perf_counter() - start
         affinity = np.asarray(gt.affinity_, dtype=np.float64)
-        extra = {"converged": int(np.asarray(gt.converged_).sum())}
+        extra = {
+            "converged": int(np.asarray(gt.converged_).sum()),
+            "excluded": int(np.asarray(gt.excluded_).sum()),
+        }
         return affinity, list(gt.subsets_), gt.losses_, seconds, extra
 
     def _tag_affinity(self) -> tuple[np.ndarray, list, Any, float, dict]:
@@ -367,6 +374,7 @@ class Run:
             seed=self.config.seed,
             progress=self.progress,
             step_callback=recorder.step,
+            stage="tag",
         )
         z = np.asarray(recorder.affinity_, dtype=np.float64)
         missing = int(np.isnan(z).sum()) - int(np.isnan(np.diag(z)).sum())
@@ -388,6 +396,11 @@ class Run:
         """
         est = self.config.estimator
         subset_size = est.resolved_subset_size(num_tasks)
+        if subset_size != est.subset_size:
+            self.store.notes.append(
+                f"affinity: --subset-size {est.subset_size} capped to {subset_size}: subsets of "
+                f"{num_tasks} tasks hold at most max(2, T // 2) = {subset_size} tasks"
+            )
         num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
         if num_subsets < est.num_subsets:
             self.store.notes.append(
@@ -471,7 +484,10 @@ class Run:
 
         SDP clustering (or spectral clustering) of ``affinity``; with ``method="random"``, a
         seeded random partition into groups whose sizes differ by at most one (``affinity`` is
-        ignored and may be ``None``).
+        ignored and may be ``None``). With ``grouping="tag-selection"``, TAG's network
+        selection of at most ``num_groups`` (possibly overlapping) groups
+        (:meth:`selection`), each task put in its best selected group by the affinity: at
+        most ``num_groups`` groups.
         """
         from ..clustering import SDPClustering, SpectralTaskClustering
         from ..grouping import canonical_groups, check_partition, random_groups_like
@@ -489,6 +505,10 @@ class Run:
             groups = random_groups_like(
                 template, num_tasks, seed=derive_seed(cfg.seed, "random-method", k)
             )
+        elif cfg.grouping == "tag-selection":
+            sel = self.selection(affinity, k)
+            groups = [[t for t, a in enumerate(sel.assignment) if a == g] for g in range(k)]
+            groups = [g for g in groups if g]
         elif cfg.grouping == "spectral":
             groups = SpectralTaskClustering(num_groups=k, seed=cfg.seed).fit(affinity).groups_
         else:
@@ -497,24 +517,46 @@ class Run:
         check_partition(groups, num_tasks)
         return groups
 
-    def validation_auc(self, groups: Sequence[Sequence[int]]) -> float:
+    def selection(self, affinity: np.ndarray, num_groups: int) -> Any:
+        """TAG's network selection of at most ``num_groups`` (possibly overlapping) groups.
+
+        Maximises the mean over tasks of each task's best group score
+        (:func:`graphtag.baselines.select_groups`: exact for ``T <= 12``, greedy above) on the
+        run's affinity. Memoised per ``num_groups``.
+        """
+        from ..baselines import select_groups
+
+        k = int(num_groups)
+        if k not in self._selections:
+            self._selections[k] = select_groups(affinity, max_groups=k)
+        return self._selections[k]
+
+    def validation_auc(
+        self,
+        groups: Sequence[Sequence[int]],
+        selected: Sequence[Sequence[int]] | None = None,
+    ) -> float:
         """Validation macro ROC-AUC of one model per group (seed ``config.seed``, cached).
 
         The models are the ``grouped`` models of the first evaluation seed, so choosing the
-        number of groups this way costs no extra training for the chosen ``k``.
+        number of groups this way costs no extra training for the chosen ``k``. With
+        ``selected`` (TAG's overlapping groups), one model per selected group is trained and
+        each task is scored by its best selected group on validation
+        (:func:`graphtag.grouping.fit_selected_groups`); ``groups`` is then ignored.
         """
-        from ..grouping import fit_groups
+        from ..grouping import fit_groups, fit_selected_groups
         from ..metrics import Evaluator
 
         data = self.data
-        logits = fit_groups(
-            data,
-            self.inputs,
-            groups,
-            self.config.train,
-            seed=self.config.seed,
-            cache=self.model_cache("select_k", self.config.seed),
-        )
+        cache = self.model_cache("select_k", self.config.seed)
+        if selected is not None:
+            logits = fit_selected_groups(
+                data, self.inputs, selected, self.config.train, seed=self.config.seed, cache=cache
+            ).logits
+        else:
+            logits = fit_groups(
+                data, self.inputs, groups, self.config.train, seed=self.config.seed, cache=cache
+            )
         auc = Evaluator().evaluate(data.y, logits, data.val_mask)["macro_auc"]
         return float(auc)
 
@@ -523,9 +565,17 @@ class Run:
 
         ``num_groups="auto"`` compares ``k = 2..min(max_groups, T - 1)``: for each ``k`` the
         affinity is clustered into ``k`` groups, one model per group is trained (the recipe and
-        seed of the evaluated grouped models) and scored by validation macro ROC-AUC; the best
-        ``k`` wins (ties: the smaller). Test labels are never read. The scores are saved in
+        seed of the evaluated grouped models) and scored by validation macro ROC-AUC; the
+        smallest ``k`` within :data:`AUTO_K_TOLERANCE` of the best score wins (parsimony: a
+        finer split must earn its extra models). Test labels are never read. The scores are saved in
         ``groups.json`` (``auto_scores``).
+
+        ``grouping="tag-selection"``: TAG's network selection with budget ``k``
+        (:meth:`selection`); ``groups.json`` also holds ``selected_groups`` (the chosen,
+        possibly overlapping groups, see :meth:`selected_groups`) and ``selection`` (objective
+        ``score``, search ``method``, affinity-based ``assignment``). The returned partition
+        puts each task in its best selected group by the affinity; ``auto`` scores each ``k``
+        by the selected groups' models, each task served by its best group on validation.
         """
         key = self.groups_key()
         if self.store.is_done("groups", key):
@@ -546,7 +596,12 @@ class Run:
             scores, parts = {}, {}
             for k in tqdm(candidates, desc="choose k on validation", disable=not self.progress):
                 parts[k] = self.partition(affinity, k)
-                scores[k] = self.validation_auc(parts[k])
+                sel = (
+                    self.selection(affinity, k).groups
+                    if cfg.grouping == "tag-selection" and affinity is not None
+                    else None
+                )
+                scores[k] = self.validation_auc(parts[k], selected=sel)
             finite = {k: v for k, v in scores.items() if np.isfinite(v)}
             if not finite:
                 raise GraphtagError(
@@ -560,6 +615,18 @@ class Run:
         else:
             k = int(cfg.num_groups)
             groups = self.partition(affinity, k)
+        selection: dict[str, Any] = {}
+        if cfg.grouping == "tag-selection" and affinity is not None:
+            sel = self.selection(affinity, k)
+            selection = {
+                "selected_groups": sel.groups,
+                "selection": {
+                    "score": sel.score,
+                    "method": sel.method,
+                    "max_groups": k,
+                    "assignment": sel.assignment,
+                },
+            }
         seconds = time.perf_counter() - start
         self.timings["groups"] = seconds
         save_json(
@@ -571,11 +638,22 @@ class Run:
                 "method": cfg.method,
                 "auto_scores": None if scores is None else {str(c): v for c, v in scores.items()},
                 "auto_criterion": None if scores is None else "validation macro ROC-AUC",
+                **selection,
                 "seconds": seconds,
             },
         )
         self.store.mark_done("groups", key, ["groups.json"])
         return groups
+
+    def selected_groups(self) -> list[list[int]] | None:
+        """TAG's selected (possibly overlapping) groups of the groups stage.
+
+        ``None`` unless ``grouping="tag-selection"`` (and the method has an affinity).
+        """
+        if not self.store.is_done("groups", self.groups_key()):
+            self.groups()
+        selected = load_json(self.out / "groups.json").get("selected_groups")
+        return None if selected is None else [list(g) for g in selected]
 
     # ------------------------------------------------------------------ evaluation
     def model_cache(
@@ -623,6 +701,27 @@ class Run:
             cache=self.model_cache(block, seed),
         )
         return evaluate_logits(self.data, logits)
+
+    def evaluate_selection(
+        self, selected: Sequence[Sequence[int]], block: str, seed: int
+    ) -> tuple[dict, Any]:
+        """Train one model per selected (overlapping) group; test metrics of the served logits.
+
+        Each task is served by its best selected group on validation
+        (:func:`graphtag.grouping.fit_selected_groups`). Returns the metrics and the
+        :class:`graphtag.grouping.SelectedGroupsResult`.
+        """
+        from ..grouping import evaluate_logits, fit_selected_groups
+
+        res = fit_selected_groups(
+            self.data,
+            self.inputs,
+            selected,
+            self.config.train,
+            seed=seed,
+            cache=self.model_cache(block, seed),
+        )
+        return evaluate_logits(self.data, res.logits), res
 
     # ------------------------------------------------------------------ misc
     def dataset_summary(self) -> dict[str, Any]:

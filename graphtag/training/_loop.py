@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from .._utils import derive_seed, resolve_device
-from ..errors import GraphtagError, NumericalError
+from ..errors import GraphtagError, NumericalError, preview
 from ..metrics import roc_auc_scores
 from ..models import SIGN, GraphInputs, MultiTaskGNN, NodeBatch, build_model, check_tasks
 from ._config import TrainConfig
@@ -179,6 +179,87 @@ def _initial_model(
     )
 
 
+def _check_finite_inputs(inputs: GraphInputs, stage: str) -> None:
+    """Reject NaN/inf node features up front, naming the feature columns.
+
+    For SIGN the hop features are checked; hop 0 is ``data.x`` itself, so NaN/inf there are
+    reported as node features (the later hops only spread them to the neighbours).
+    """
+    t = inputs.hops if inputs.hops is not None else inputs.x
+    if t is None or not t.is_floating_point():
+        return
+    if bool(torch.isfinite(t.sum())):  # one reduction without a temporary; exact check below
+        return
+    if t.dim() == 3 and not bool(torch.isfinite(t[:, 0]).all()):
+        t = t[:, 0]  # the node features x
+    bad = ~torch.isfinite(t)
+    if not bool(bad.any()):  # the sum overflowed; every entry is finite
+        return
+    nodes = int(bad.flatten(1).any(1).sum())
+    columns = torch.nonzero(bad.flatten(0, -2).any(0)).flatten().tolist()
+    first = torch.nonzero(bad)[0].tolist()
+    if t.dim() == 3:  # only propagated SIGN hops: an overflow of huge (finite) features
+        source = f"the SIGN hop {first[1]} features (propagated from finite but huge data.x)"
+        where = f"node {first[0]}, hop {first[1]}, column {first[2]}"
+        fix = "rescale data.x (e.g. standardise the columns)"
+    else:
+        source = "the node features x"
+        where = f"node {first[0]}, column {first[1]}"
+        fix = "replace or impute them in data.x (e.g. torch.nan_to_num) or drop those columns"
+    raise NumericalError(
+        f"stage {stage!r}: {source} hold NaN/inf at {nodes} nodes in columns "
+        f"[{preview(columns)}] (first at {where}); {fix}, then prepare the inputs again",
+        stage=stage,
+    )
+
+
+def _describe_tasks(bad: list[int], data: Data) -> str:
+    names = getattr(data, "task_names", None)
+    if names is not None and len(names) > max(bad, default=-1):
+        return preview([f"{t} ({names[t]!r})" for t in bad])
+    return preview(bad)
+
+
+def _diverged(
+    stage: str,
+    what: str,
+    epoch: int,
+    logits: Tensor,
+    y: Tensor,
+    mask: Tensor,
+    task_list: list[int],
+    data: Data,
+    lr: float,
+) -> NumericalError:
+    """The error for a non-finite loss: stage, epoch, offending tasks and a hint.
+
+    ``logits``, ``y`` and ``mask`` are the ``[n, T']`` of the batch (or of the validation
+    nodes) where it happened; ``task_list`` maps their columns to dataset tasks.
+    """
+    logits = logits.detach().float()
+    per_task = per_task_bce(logits, y.to(logits.dtype), mask)
+    labelled = mask.any(0)
+    # A task is bad when its loss over its labelled rows is non-finite, or (rarely) when its
+    # logits are non-finite only outside them.
+    bad_pos = (labelled & ~torch.isfinite(per_task)) | ~torch.isfinite(logits).all(0)
+    pos = torch.nonzero(bad_pos).flatten().tolist()
+    bad = [task_list[i] for i in pos]
+    values = [f"{float(per_task[i]):g}" for i in pos]
+    if bad:
+        which = (
+            f"the loss is non-finite for tasks [{_describe_tasks(bad, data)}] "
+            f"({len(bad)} of {len(task_list)} trained; per-task loss {preview(values)})"
+        )
+    else:  # cannot happen with finite per-task losses, kept for a clear message anyway
+        which = f"the mean loss is non-finite ({len(task_list)} tasks trained)"
+    return NumericalError(
+        f"stage {stage!r}: {what} diverged at epoch {epoch}: {which}; lower the learning rate "
+        f"(lr={lr:g} now), or check the node features and labels for NaN/inf or huge values",
+        stage=stage,
+        tasks=bad[:5],
+    )
+
+
 def _val_scores(logits: Tensor, y: Tensor, mask: Tensor, defined: Tensor) -> tuple[float, float]:
     loss = per_task_bce(logits, y, mask)
     val_loss = float(loss[~torch.isnan(loss)].mean()) if (~torch.isnan(loss)).any() else math.nan
@@ -198,6 +279,7 @@ def fit_model(
     select: str = "auc",
     progress: bool = False,
     step_callback: Callable[[nn.Module, NodeBatch, Tensor, Tensor, float], object] | None = None,
+    stage: str = "train",
 ) -> TrainResult:
     """Train a multi-task model on ``tasks`` and return its best validation checkpoint.
 
@@ -233,6 +315,8 @@ def fit_model(
         step_callback: Optional ``f(model, batch, y, mask, lr)`` called after every optimiser
             step with the batch's labels and training mask ``[B, T]`` of ``tasks`` (used by
             :class:`graphtag.baselines.TAGAffinity`); it must leave the model unchanged.
+        stage: Label of the caller's stage (``"base"``, ``"finetune subset (0, 3)"``, ...),
+            named in :class:`~graphtag.errors.NumericalError` messages.
 
     Returns:
         A :class:`TrainResult`.
@@ -240,7 +324,10 @@ def fit_model(
     Raises:
         GraphtagError: For bad tasks, mismatched inputs, no training or validation labels, or
             ``select="auc"`` when no task has both classes in validation.
-        NumericalError: When the training loss or the validation logits become NaN or inf.
+        NumericalError: Before training, when the input features (``inputs.x`` or the SIGN
+            hops) hold NaN/inf (naming the columns); during training, when a batch's training
+            loss or the validation loss becomes NaN/inf (naming ``stage``, the epoch and the
+            tasks whose per-task loss is non-finite, with a hint).
 
     Example:
         >>> from graphtag.data import build_multilabel_graph
@@ -259,6 +346,7 @@ def fit_model(
     if select not in SELECT:
         raise GraphtagError(f"select must be 'auc' or 'loss', got {select!r}")
     _check_inputs(data, inputs, config)
+    _check_finite_inputs(inputs, stage)
     num_tasks = int(data.y.size(1))
     task_list = check_tasks(range(num_tasks) if tasks is None else tasks, num_tasks)
     cols = torch.tensor(task_list)
@@ -313,11 +401,12 @@ def fit_model(
             )
             for b in batches:
                 mask = train_dev[b.nodes]
-                loss = masked_bce(model(*b.args)[b.out], y_dev[b.nodes], mask)
+                out = model(*b.args)[b.out]
+                loss = masked_bce(out, y_dev[b.nodes], mask)
                 if not bool(torch.isfinite(loss)):
-                    raise NumericalError(
-                        f"training diverged at epoch {epoch}: loss is {float(loss.detach())} "
-                        f"for tasks {task_list}; lower lr (now {config.lr}) or check x for NaN/inf"
+                    lr = float(optimizer.param_groups[0]["lr"])
+                    raise _diverged(
+                        stage, "training", epoch, out, y_dev[b.nodes], mask, task_list, data, lr
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -334,9 +423,9 @@ def fit_model(
                 continue
             logits = predict(model, inputs, val_nodes, config.eval_batch_size)
             if not bool(torch.isfinite(logits).all()):
-                raise NumericalError(
-                    f"validation logits are NaN/inf at epoch {epoch} for tasks {task_list}; "
-                    f"lower lr (now {config.lr})"
+                lr = float(optimizer.param_groups[0]["lr"])
+                raise _diverged(
+                    stage, "validation", epoch, logits, y_val, m_val, task_list, data, lr
                 )
             val_loss, val_auc = _val_scores(logits, y_val, m_val, defined)
             history.append(

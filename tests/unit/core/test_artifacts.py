@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -40,8 +41,14 @@ def test_fault_hook_mid_write_keeps_previous_version(tmp_path):
     )
     env = dict(os.environ, GRAPHTAG_FAULT="write:x.json")
     proc = subprocess.run([sys.executable, "-c", code], env=env)
-    assert proc.returncode == 137
+    # a real SIGKILL on POSIX (negative signal number), else os._exit(137)
+    assert proc.returncode == (-signal.SIGKILL if hasattr(signal, "SIGKILL") else 137)
     assert load_json(path) == {"v": 1}
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "x.json"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".x.json.")  # the unrenamed temp file
+    if os.name == "posix":  # its writer is dead: the next store over the folder removes it
+        StageStore(tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
 def test_hash_object_is_order_independent():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphtag.errors import GraphtagError
+from graphtag.errors import GraphtagError, NumericalError
 from graphtag.estimation import (
     GradTAG,
     estimate_losses,
@@ -139,11 +139,13 @@ def test_single_class_task_is_reported():
         GradTAG(subset_size=3, num_subsets=10, min_pair_count=0).fit(feats)
 
 
-def test_non_converged_surrogates_warn():
-    with pytest.warns(UserWarning, match=r"of 10 surrogates did not converge within max_iter=1"):
-        est = GradTAG(subset_size=3, num_subsets=10, min_pair_count=0, max_iter=1, tol=1e-12)
+def test_non_converged_surrogates_are_excluded_not_averaged():
+    est = GradTAG(subset_size=3, num_subsets=10, min_pair_count=0, max_iter=1, tol=1e-12)
+    with (
+        pytest.warns(UserWarning, match=r"10 of 10 surrogates did not converge within max_iter=1"),
+        pytest.raises(NumericalError, match="have no usable"),
+    ):
         est.fit(_planted())
-    assert not bool(est.converged_.all())
 
 
 def test_estimate_before_fit():
