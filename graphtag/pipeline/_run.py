@@ -408,6 +408,20 @@ class Run:
                 f"using all of them instead of {est.num_subsets}"
             )
         min_pair_count = min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2))
+        # Coverage the subset budget can pay for with slack 1.5 (the sampler's repair then
+        # succeeds): M s(s-1)/2 pair slots over T(T-1)/2 pairs. Many tasks and few subsets lower
+        # the guarantee (0: pairs may never meet and get affinity 0, with a warning) rather than
+        # silently multiplying the number of subsets.
+        num_pairs = num_tasks * (num_tasks - 1) // 2
+        slots = num_subsets * (subset_size * (subset_size - 1) // 2)
+        affordable = int(slots / (1.5 * num_pairs))
+        if affordable < min_pair_count:
+            self.store.notes.append(
+                f"affinity: {num_subsets} subsets of size {subset_size} cannot make every pair of "
+                f"{num_tasks} tasks co-occur {min_pair_count} times; guaranteeing "
+                f"{affordable} instead (raise --num-subsets for more)"
+            )
+            min_pair_count = affordable
         return subset_size, num_subsets, min_pair_count
 
     def _real_affinity(self, method: str) -> tuple[np.ndarray, list, Any, float, dict]:
