@@ -101,6 +101,13 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
     p.add_argument(
         "--restart", action="store_true", help="ignore finished stages in --out and start afresh"
     )
+    p.add_argument(
+        "--max-memory",
+        default="auto",
+        metavar="SIZE",
+        help="memory budget: auto (what is free now; default), off, or a size such as 16G for "
+        "the whole process; the run stops before its first stage when the estimate exceeds it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +220,10 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if getattr(args, "out", None) is not None:
         _check_out(args.out)
+    if getattr(args, "max_memory", None) is not None:
+        from ..memory import parse_memory_budget
+
+        args.max_memory = parse_memory_budget(args.max_memory)  # fail before loading any data
 
 
 def _show_warning(
@@ -263,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _cmd_datasets(args)
             _check_args(args)
             from .. import pipeline
+            from ..memory import configure_allocator
+
+            configure_allocator()  # large blocks from mmap: freed memory returns to the OS
 
             if args.command == "train":
                 pipeline.train_command(args)

@@ -11,6 +11,7 @@ import numpy as np
 from .._utils import derive_seed
 from ..artifacts import atomic_write, save_json
 from ..errors import GraphtagError
+from ..memory import parse_memory_budget
 from ..reporting import plot_affinity, render_report_md, summarise_seeds
 from ..training import TrainConfig, fit_model, predict
 from ._config import EstimatorConfig, RunConfig
@@ -58,9 +59,16 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 def train_command(args: argparse.Namespace) -> dict[str, Any]:
     """``graphtag train``: one multi-task model, ``DIR/report.json``."""
     config = RunConfig(dataset=args.dataset, seed=args.seed, train=train_config_from_args(args))
-    run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
+    run = Run(
+        args.out,
+        config,
+        progress=not args.quiet,
+        restart=args.restart,
+        max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
+    )
     data = run.data
     tasks = parse_tasks(args.tasks, int(data.y.size(1)))
+    run.check_memory(("inputs", "base_training"))
     from ..grouping import evaluate_logits
 
     if tasks is None:
@@ -209,7 +217,13 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         max_groups=getattr(args, "max_groups", 6),
         num_seeds=args.num_seeds,
     )
-    run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
+    run = Run(
+        args.out,
+        config,
+        progress=not args.quiet,
+        restart=args.restart,
+        max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
+    )
     num_tasks = int(run.data.y.size(1))
     if config.num_groups != "auto" and int(config.num_groups) > num_tasks:
         raise GraphtagError(
@@ -218,6 +232,10 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         )
     run.executor = getattr(args, "executor", "local")
     run.ray_address = getattr(args, "ray_address", None)
+    if config.method == "grad-tag":
+        run.check_memory()
+    else:  # no gradient features or surrogates; real training is like base training
+        run.check_memory(("inputs", "base_training", "clustering"))
     report = run_pipeline(run)
     if not args.quiet:
         print(report["verdict"])

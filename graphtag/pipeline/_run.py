@@ -50,6 +50,7 @@ from ..artifacts import (
 )
 from ..data import embedded_path, load_dataset, parse_spec, task_warnings
 from ..errors import GraphtagError
+from ..memory import release_memory
 from ..models import build_model, prepare_inputs
 from ..training import TrainConfig, fit_model, predict
 from ._config import RunConfig
@@ -92,7 +93,13 @@ class Run:
     """
 
     def __init__(
-        self, out: str | Path, config: RunConfig, *, progress: bool = True, restart: bool = False
+        self,
+        out: str | Path,
+        config: RunConfig,
+        *,
+        progress: bool = True,
+        restart: bool = False,
+        max_memory: int | str = "auto",
     ) -> None:
         self.out = Path(out)
         if restart and self.out.exists():
@@ -115,13 +122,43 @@ class Run:
         self.ray_address: str | None = None
         #: TAG network selections (``grouping="tag-selection"``) by budget ``k``.
         self._selections: dict[int, Any] = {}
+        #: Memory budget of :meth:`check_memory`: "auto", "off" or bytes for the whole process.
+        self.max_memory = max_memory
+        self.memory_estimate: Any = None
 
     # ------------------------------------------------------------------ helpers
     @contextlib.contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
-        yield
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+            release_memory()  # hand the stage's freed temporaries back to the OS
+
+    def check_memory(self, stages: Sequence[str] | None = None) -> Any:
+        """Estimate the memory of the stages still to run; stop early when they cannot fit.
+
+        Call it after the data is loaded, before the first expensive stage. ``stages`` defaults
+        to every stage after loading (``graphtag.memory.STAGES[1:]``); the budget is
+        :attr:`max_memory`. The estimate is kept in :attr:`memory_estimate` and ``memory.json``.
+
+        Raises:
+            GraphtagError: When the estimate exceeds the budget (what, where, how to fix).
+        """
+        from ..memory import STAGES, check_run_memory
+
+        est = check_run_memory(
+            self.data,
+            self.config.train,
+            self.config.estimator,
+            self.max_memory,
+            stages=STAGES[1:] if stages is None else stages,
+            device=self.device,
+        )
+        self.memory_estimate = est
+        save_json(self.out / "memory.json", est.to_dict())
+        return est
 
     def _train_dict(self) -> dict[str, Any]:
         cfg = asdict(self.config.train)
@@ -265,6 +302,7 @@ class Run:
             },
         )
         self.store.mark_done("features", key, ["features.npz"])
+        release_memory()
         return feats
 
     # ------------------------------------------------------------------ affinity
@@ -323,6 +361,7 @@ class Run:
             ["affinity.npy", "subsets.json", "subset_losses.csv", "affinity.json"],
         )
         self._affinity = affinity
+        release_memory()
         return affinity
 
     def _grad_tag_affinity(self) -> tuple[np.ndarray, list, Any, float, dict]:
@@ -657,6 +696,7 @@ class Run:
             },
         )
         self.store.mark_done("groups", key, ["groups.json"])
+        release_memory()
         return groups
 
     def selected_groups(self) -> list[list[int]] | None:
