@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
@@ -29,10 +30,15 @@ from ._splits import per_task_split
 __all__ = ["build_multilabel_graph", "check_multilabel_graph", "clean_edges", "task_warnings"]
 
 MIN_TRAIN_POSITIVES = 5
+_CHECK_BLOCK = 1 << 22  # (node, task) entries per block of the mask-overlap check
 
 
 def clean_edges(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, dict[str, int]]:
     """Make ``edge_index`` undirected, deduplicated and free of self-loops.
+
+    One sort: every non-loop input edge contributes both directions as a key ``row * N + col``;
+    the sorted distinct keys are the output, in (row, col) order. Vectorised (numpy's sort),
+    ``O(E log E)``.
 
     Args:
         edge_index: int64 ``[2, E]``, any direction convention, ids in ``[0, num_nodes)``.
@@ -49,21 +55,28 @@ def clean_edges(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, dict[str, i
             "duplicate_edges_removed": 0,
             "num_undirected_edges": 0,
         }
-    ei = edge_index.long()
-    loops = ei[0] == ei[1]
-    num_loops = int(loops.sum())
-    ei = ei[:, ~loops]
-    lo = torch.minimum(ei[0], ei[1])
-    hi = torch.maximum(ei[0], ei[1])
-    key = torch.unique(lo * num_nodes + hi)
-    num_dup = int(ei.size(1) - key.numel())
-    lo, hi = key // num_nodes, key % num_nodes
-    both = torch.stack([torch.cat([lo, hi]), torch.cat([hi, lo])])
-    order = torch.argsort(both[0] * num_nodes + both[1])
-    return both[:, order].contiguous(), {
-        "self_loops_removed": num_loops,
-        "duplicate_edges_removed": num_dup,
-        "num_undirected_edges": int(key.numel()),
+    src, dst = (v.numpy() for v in edge_index.long().cpu().unbind(0))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    num_kept = src.size
+    keys = np.empty(2 * num_kept, dtype=np.int64)
+    np.multiply(src, num_nodes, out=keys[:num_kept])
+    keys[:num_kept] += dst
+    np.multiply(dst, num_nodes, out=keys[num_kept:])
+    keys[num_kept:] += src
+    del src, dst
+    keys.sort()
+    if keys.size:
+        first = np.empty(keys.size, dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        keys = keys[first]
+    num_undirected = keys.size // 2  # every pair appears once per direction
+    row, col = np.divmod(keys, num_nodes)
+    return torch.from_numpy(np.stack([row, col])), {
+        "self_loops_removed": int(edge_index.size(1) - num_kept),
+        "duplicate_edges_removed": int(num_kept - num_undirected),
+        "num_undirected_edges": int(num_undirected),
     }
 
 
@@ -102,15 +115,19 @@ def build_multilabel_graph(
     num_nodes, num_tasks = y.shape
     if num_tasks == 0:
         raise GraphtagError(f"{name}: the dataset has no tasks (label matrix has 0 columns)")
-    yf = y.float()
-    if not torch.isfinite(yf).all():
-        raise GraphtagError(f"{name}: labels contain NaN or inf; labels must be 0 or 1")
-    bad = (yf != 0) & (yf != 1)
-    if bad.any():
-        i, t = (int(v) for v in bad.nonzero()[0])
-        raise GraphtagError(
-            f"{name}: label of node {i}, task {t} is {float(yf[i, t])!r}; labels must be 0 or 1"
-        )
+    # Bool labels are 0/1 by construction; their float copy is made after the split, which then
+    # does not hold it (2 GiB at 1M nodes x 500 tasks).
+    yf = None if y.dtype == torch.bool else y.float()
+    if yf is not None:
+        if not torch.isfinite(yf).all():
+            raise GraphtagError(f"{name}: labels contain NaN or inf; labels must be 0 or 1")
+        bad = (yf != 0) & (yf != 1)
+        if bad.any():
+            i, t = (int(v) for v in bad.nonzero()[0])
+            value = float(yf[i, t])
+            raise GraphtagError(
+                f"{name}: label of node {i}, task {t} is {value!r}; labels must be 0 or 1"
+            )
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise GraphtagError(
             f"{name}: edge_index must have shape [2, E], got {tuple(edge_index.shape)}"
@@ -134,7 +151,7 @@ def build_multilabel_graph(
         x = x.float()
         info.setdefault("features", f"given (dim={x.size(1)})")
     if masks is None:
-        train, val, test = per_task_split(yf, seed=seed)
+        train, val, test = per_task_split(y if yf is None else yf, seed=seed)
         info["split"] = "per-task stratified 20/20/60"
         info["split_seed"] = seed
     else:
@@ -146,6 +163,8 @@ def build_multilabel_graph(
     names = list(task_names) if task_names is not None else [f"task_{t}" for t in range(num_tasks)]
     if len(names) != num_tasks:
         raise GraphtagError(f"{name}: {len(names)} task names for {num_tasks} tasks")
+    if yf is None:
+        yf = y.float()
     data = Data(
         x=x.contiguous(),
         edge_index=ei,
@@ -162,6 +181,24 @@ def build_multilabel_graph(
     return data
 
 
+def _masks_overlap(train: Tensor, val: Tensor, test: Tensor) -> bool:
+    """Whether two of the ``[N, T]`` masks share a (node, task).
+
+    Works on the flat bytes in blocks of ``_CHECK_BLOCK``, eight entries at a time (bool bytes
+    are 0 or 1, so word-wise ``&``/``|`` equal entry-wise ones): a few passes over cache-sized
+    blocks instead of full-size temporaries.
+    """
+    flat = [m.reshape(-1).cpu().numpy() for m in (train, val, test)]
+    step = max(8, _CHECK_BLOCK // 8 * 8)
+    for lo in range(0, flat[0].size, step):
+        a, b, c = (m[lo : lo + step] for m in flat)
+        if a.size % 8 == 0:
+            a, b, c = (m.view(np.uint64) for m in (a, b, c))
+        if ((a & (b | c)) | (b & c)).any():
+            return True
+    return False
+
+
 def check_multilabel_graph(data: Data) -> None:
     """Validate the multi-label graph contract; raise :class:`GraphtagError` naming the defect."""
     for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask"):
@@ -176,11 +213,7 @@ def check_multilabel_graph(data: Data) -> None:
             raise GraphtagError(
                 f"{key} must be bool [N, T] = [{n}, {t}], got {m.dtype} {tuple(m.shape)}"
             )
-    if (
-        (data.train_mask & data.val_mask).any()
-        or (data.train_mask & data.test_mask).any()
-        or (data.val_mask & data.test_mask).any()
-    ):
+    if _masks_overlap(data.train_mask, data.val_mask, data.test_mask):
         raise GraphtagError("train/val/test masks overlap for some (node, task)")
     if data.edge_index.numel() and (data.edge_index[0] == data.edge_index[1]).any():
         raise GraphtagError("edge_index contains self-loops")

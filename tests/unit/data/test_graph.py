@@ -148,3 +148,55 @@ def test_task_warnings_name_tasks_with_few_training_positives():
     (msg,) = task_warnings(data)
     assert msg.startswith("task 1 (b) has 1 training positive(s) (< 5)")
     assert task_warnings(data, min_train_positives=1) == []
+
+
+def _sort_reference_clean(ei: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """The previous implementation: unique undirected keys, then an argsort of both directions."""
+    ei = ei[:, ei[0] != ei[1]]
+    lo, hi = torch.minimum(ei[0], ei[1]), torch.maximum(ei[0], ei[1])
+    key = torch.unique(lo * num_nodes + hi)
+    lo, hi = key // num_nodes, key % num_nodes
+    both = torch.stack([torch.cat([lo, hi]), torch.cat([hi, lo])])
+    return both[:, torch.argsort(both[0] * num_nodes + both[1])]
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_clean_edges_matches_sort_reference_on_a_larger_graph(dtype):
+    g = torch.Generator().manual_seed(5)
+    num_nodes = 3000
+    ei = torch.randint(0, num_nodes, (2, 20000), generator=g)
+    ei[1, :8000] = ei[0, :8000]  # many self-loops
+    ei[:, 10000:14000] = ei[:, 14000:18000].flip(0)  # many reversed duplicates
+    out, counts = clean_edges(ei.to(dtype), num_nodes)
+    assert out.dtype == torch.int64 and torch.equal(out, _sort_reference_clean(ei, num_nodes))
+    assert counts["self_loops_removed"] == int((ei[0] == ei[1]).sum())
+    assert counts["num_undirected_edges"] == out.size(1) // 2
+    kept = int((ei[0] != ei[1]).sum())
+    assert counts["duplicate_edges_removed"] == kept - out.size(1) // 2 > 3000
+    # A transposed (non-contiguous) view gives the same result.
+    out_t, counts_t = clean_edges(ei.t().contiguous().t(), num_nodes)
+    assert torch.equal(out_t, out) and counts_t == counts
+
+
+def test_build_bool_labels_equal_float_labels():
+    ei = torch.tensor([[0, 1, 1, 2, 3, 3], [1, 2, 0, 3, 3, 4]])
+    y = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]])
+    a = build_multilabel_graph(ei, y.bool(), name="toy", seed=3)
+    b = build_multilabel_graph(ei, y.float(), name="toy", seed=3)
+    assert a.y.dtype == torch.float32
+    for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+
+
+@pytest.mark.parametrize("row", [0, 17, 40])
+def test_check_finds_an_overlap_in_any_block(monkeypatch, row):
+    from graphtag.data import _graph
+
+    monkeypatch.setattr(_graph, "_CHECK_BLOCK", 16)  # 82 entries: five blocks of 16, then 2
+    y = torch.zeros(41, 2)
+    y[::3] = 1
+    data = build_multilabel_graph(torch.tensor([[0], [1]]), y, name="blocks")
+    check_multilabel_graph(data)  # no overlap anywhere
+    data.test_mask[row, 1] = data.train_mask[row, 1] = True
+    with pytest.raises(GraphtagError, match="masks overlap"):
+        check_multilabel_graph(data)

@@ -276,3 +276,58 @@ def test_out_of_range_parameters_raise(kwargs, message):
 def test_bad_specs_raise(spec, message):
     with pytest.raises(GraphtagError, match=message):
         load_dataset(spec)
+
+
+def test_outputs_unchanged_by_the_speed_up():
+    # Golden values of the previous implementation (seed 3): the same random streams, so labels,
+    # edges and splits are identical and features agree to float32 rounding.
+    data = make_multilabel_graph(num_nodes=300, num_tasks=5, num_groups=2, seed=3)
+    node = torch.arange(300, dtype=torch.float64).unsqueeze(1)
+    assert data.y.sum(0).tolist() == [46.0, 35.0, 74.0, 50.0, 52.0]
+    assert (data.y.double() * node).sum(0).tolist() == [6407.0, 4154.0, 11041.0, 7730.0, 7357.0]
+    assert data.edge_index.size(1) == 3014
+    train = data.train_mask.double()
+    assert (train * node).sum(0).tolist() == [8578.0, 10248.0, 8552.0, 8389.0, 9067.0]
+    want_x = [
+        [-0.1172938346862793, -1.1916676759719849, -0.8474233150482178],
+        [-1.2311755418777466, 1.8284316062927246, 1.2150452136993408],
+        [0.6367673873901367, 1.7796553373336792, 0.01776091568171978],
+    ]
+    torch.testing.assert_close(data.x[[0, 7, 299], :3], torch.tensor(want_x), atol=1e-5, rtol=0)
+
+
+def test_standardised_columns_match_torch_std_mean():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(70001, 5, generator=g) * torch.tensor([1.0, 10.0, 1e-3, 3.0, 0.0])
+    x += torch.tensor([0.0, 1000.0, -5.0, 1e4, 2.0])  # large offsets; one constant column
+    std, mean = torch.std_mean(x.double(), dim=0)
+    want = ((x.double() - mean) / std.clamp(min=1e-12)).float()
+    got = x.clone()
+    synthetic._standardise_columns_(got)
+    torch.testing.assert_close(got[:, :4], want[:, :4], atol=2e-3, rtol=0)
+    assert torch.equal(got[:, 4], torch.zeros(70001))
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 97])
+def test_label_noise_follows_the_documented_stream(monkeypatch, chunk_elements):
+    # Per block of _CHUNK_ELEMENTS // T nodes, one task-major uniform u per label: u < noise
+    # replaces the label by u < noise * p_t. Checked against the noiseless labels.
+    from graphtag._utils import torch_generator
+
+    monkeypatch.setattr(synthetic, "_CHUNK_ELEMENTS", chunk_elements)  # 97: blocks of 13 nodes
+    g = torch.Generator().manual_seed(1)
+    latent = torch.randn(200, 3, 2, generator=g)
+    task_group = torch.tensor([2, 0, 0, 1, 2, 2, 0])
+    centres = 0.5 * torch.randn(7, 2, generator=g)
+    prevalence = torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25, 0.12, 0.3])
+    clean = synthetic._labels(latent, task_group, centres, prevalence, noise=0.0, seed=5)
+    got = synthetic._labels(latent, task_group, centres, prevalence, noise=0.4, seed=5)
+    gen = torch_generator(5, "synthetic", "labels")
+    block = max(1, chunk_elements // 7)
+    want = torch.empty_like(clean)
+    for lo in range(0, 200, block):
+        u = torch.rand(7, min(200, lo + block) - lo, generator=gen)
+        noisy = torch.where(u < 0.4, u < 0.4 * prevalence.unsqueeze(1), clean[lo : lo + block].T)
+        want[lo : lo + block] = noisy.T
+    assert torch.equal(got, want)
+    assert 0.08 < float((got != clean).float().mean()) < 0.2  # 0.4 * 2 p (1 - p) ~ 0.13
