@@ -34,7 +34,7 @@ from ..executor import Job, run_jobs
 from ..models import GraphInputs
 from ..training import TrainConfig
 from ._affinity import pairwise_affinity, pairwise_loss_tables, subset_affinity
-from ._finetune import finetune_subset
+from ._finetune import FINETUNE_RECIPE, finetune_subset
 from ._subsets import check_subsets, pairwise_subsets, sample_task_subsets
 
 __all__ = [
@@ -261,7 +261,15 @@ def real_subset_losses(
     subsets = check_subsets(subsets, num_tasks)
     fp = context.fingerprint()
     jobs = [
-        Job({"kind": "finetune_subset", "context": fp, "subset": list(s), "seed": int(seed)})
+        Job(
+            {
+                "kind": "finetune_subset",
+                "context": fp,
+                "recipe": FINETUNE_RECIPE,
+                "subset": list(s),
+                "seed": int(seed),
+            }
+        )
         for s in subsets
     ]
     results = run_jobs(

@@ -14,6 +14,7 @@ import torch
 from .._utils import derive_seed
 from ..artifacts import save_json
 from ..errors import GraphtagError
+from ..memory import parse_memory_budget
 from ._config import EstimatorConfig, RunConfig
 from ._run import Run
 
@@ -58,8 +59,12 @@ def compare_losses(
             ``within_task_spearman``.
 
     Returns:
-        Dict with ``relative_error``, ``baseline_relative_error``, ``pearson``, ``spearman``,
-        ``within_task_spearman`` (+ ``within_task_count``), ``affinity_spearman`` (+
+        Dict with ``relative_error`` (mean ``|L_hat - L| / L`` over (subset, task) pairs with
+        ``L > 0``), ``baseline_relative_error`` (the same with ``L_hat = base``),
+        ``real_mean_change`` and ``estimated_mean_change`` (mean ``(L - base) / base`` and
+        ``(L_hat - base) / base``), ``pearson``, ``spearman``, ``within_task_spearman`` (mean
+        over tasks in at least ``min_subsets_per_task`` subsets of the Spearman correlation of
+        their estimated and real losses; + ``within_task_count``), ``affinity_spearman`` (+
         ``affinity_pairs``) and ``num_pairs``.
     """
     from ..estimation import subset_affinity
@@ -70,6 +75,9 @@ def compare_losses(
     ok = rl > 0
     rel = np.abs(est[ok] - rl[ok]) / rl[ok]
     rel_base = np.abs(base_rows[ok] - rl[ok]) / rl[ok]
+    pos = base_rows > 0
+    change_real = (rl[pos] - base_rows[pos]) / base_rows[pos]
+    change_est = (est[pos] - base_rows[pos]) / base_rows[pos]
     within = []
     for t in range(num_tasks):
         rows = member[:, t]
@@ -80,6 +88,8 @@ def compare_losses(
     out: dict[str, Any] = {
         "relative_error": _none(float(rel.mean())) if rel.size else None,
         "baseline_relative_error": _none(float(rel_base.mean())) if rel_base.size else None,
+        "real_mean_change": _none(float(change_real.mean())) if change_real.size else None,
+        "estimated_mean_change": _none(float(change_est.mean())) if change_est.size else None,
         "pearson": _none(_pearson(est, rl)),
         "spearman": _none(_spearman(est, rl)),
         "within_task_spearman": _none(float(np.mean(within))) if within else None,
@@ -106,6 +116,55 @@ def compare_losses(
     return out
 
 
+def _network_loss_fn(run: Run, feats: Any) -> Any:
+    """``fn(subsets, weights)``: the real network at theta0 + P w on the features' val rows."""
+    from ..gradients import VAL, GradientProjector, network_subset_losses
+
+    key = run.features_key()
+    model = run.base_model()
+    projector = GradientProjector(
+        dim=run.config.estimator.projection_dim, block=run.config.estimator.block, seed=key["seed"]
+    ).fit(model)
+    data = run.data
+    val = feats.split.cpu() == VAL
+    val_mask = torch.zeros_like(data.val_mask, dtype=torch.bool)
+    val_mask[feats.node.cpu()[val], feats.task.cpu()[val]] = True
+
+    def fn(subsets: list[tuple[int, ...]], weights: torch.Tensor) -> torch.Tensor:
+        return network_subset_losses(
+            model, run.inputs, data, projector, subsets, weights.float(), val_mask=val_mask
+        )
+
+    return fn
+
+
+def _checkpointed_seconds(
+    folder: Any, fingerprint: str, subsets: list[tuple[int, ...]]
+) -> float | None:
+    """Summed compute seconds of the fine-tunes of ``subsets`` recorded in their checkpoints.
+
+    Checkpoints (``graphtag.executor``) hold each job's key and seconds, so the cost of a real
+    fine-tune is known even when it was trained by an earlier, interrupted check. ``None`` when
+    some subset has no readable record (the caller then uses this process's wall clock).
+    """
+    import json
+
+    wanted = {tuple(int(t) for t in s) for s in subsets}
+    found: dict[tuple[int, ...], float] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+            key = rec["key"]
+            subset = tuple(int(t) for t in key["subset"])
+            if key.get("context") == fingerprint and subset in wanted:
+                found[subset] = float(rec["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if set(found) != wanted:
+        return None
+    return float(sum(found.values()))
+
+
 def check_estimator(
     run: Run,
     num_subsets: int,
@@ -116,9 +175,20 @@ def check_estimator(
 ) -> dict[str, Any]:
     """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real.
 
-    Real fine-tunes go through :func:`graphtag.estimation.real_subset_losses` (checkpointed per
-    subset under ``run.out / "finetune"``, so an interrupted check resumes). Timings of reused
-    fine-tunes are those of this process only.
+    The reference is :func:`graphtag.estimation.finetune_subset` (deterministic full-batch
+    gradient descent from theta0, :data:`~graphtag.estimation._finetune.FINETUNE_STEPS` steps of
+    size :data:`~graphtag.estimation._finetune.FINETUNE_LR`), run through
+    :func:`graphtag.estimation.real_subset_losses` (checkpointed per subset under
+    ``run.out / "finetune"``, so an interrupted check resumes). The surrogates use the run's
+    estimator settings; with ``l2=None`` (the default) their ridge is the absolute
+    :func:`~graphtag.estimation._finetune.matched_ridge` of that budget, ``1 / (lr * steps)``.
+
+    Timings: ``fixed_seconds`` is what Grad-TAG pays once whatever the number of subsets (base
+    model, gradient features, per-task statistics); ``estimate_seconds_per_subset`` the
+    surrogate fits and loss estimates of the checked subsets per subset;
+    ``finetune_seconds_per_subset`` the compute seconds of a real fine-tune (from the
+    checkpoints, so a resumed check reports the fine-tunes of earlier runs too), and
+    ``marginal_cost_ratio`` their ratio.
     """
     from ..estimation import (
         RealContext,
@@ -127,6 +197,13 @@ def check_estimator(
         fit_surrogates,
         real_subset_losses,
         sample_task_subsets,
+        task_statistics,
+    )
+    from ..estimation._finetune import (
+        FINETUNE_LR,
+        FINETUNE_RECIPE,
+        FINETUNE_STEPS,
+        matched_ridge,
     )
 
     data = run.data
@@ -146,17 +223,32 @@ def check_estimator(
         min_pair_count=0,
     )
     est_cfg = run.config.estimator
+    if est_cfg.loss not in ("linear", "network"):
+        raise GraphtagError(f"estimator loss must be 'linear' or 'network', got {est_cfg.loss!r}")
+    if est_cfg.l2 is None:
+        l2, l2_relative = matched_ridge(FINETUNE_LR, FINETUNE_STEPS), False
+    else:
+        l2, l2_relative = float(est_cfg.l2), True
+    network_fn = _network_loss_fn(run, feats) if est_cfg.loss == "network" else None
+    # Per-task statistics are computed once per feature set whatever the number of subsets (as
+    # in GradTAG.fit): a fixed cost, like the features.
     start = time.perf_counter()
-    kwargs: dict[str, Any] = {} if est_cfg.l2 is None else {"l2": est_cfg.l2}
-    fit = fit_surrogates(feats, subsets, **kwargs)
-    estimated = estimate_losses(feats, subsets, fit.weights, kind="linear")
+    task_stats = task_statistics(feats)
+    stats_seconds = time.perf_counter() - start
+    fixed_seconds += stats_seconds
+    start = time.perf_counter()
+    fit = fit_surrogates(feats, subsets, l2, l2_relative=l2_relative, stats=task_stats)
+    estimated = estimate_losses(
+        feats, subsets, fit.weights, kind=est_cfg.loss, network_loss_fn=network_fn
+    )
     est_seconds = time.perf_counter() - start
     estimated_np = np.asarray(estimated.double().cpu())
     base = np.asarray(base_losses(feats).double().cpu())
 
+    context = RealContext(base_model, data, run.inputs, run.config.train)
     t0 = time.perf_counter()
     real = real_subset_losses(
-        RealContext(base_model, data, run.inputs, run.config.train),
+        context,
         subsets,
         seed=run.config.seed,
         executor=executor,
@@ -164,7 +256,9 @@ def check_estimator(
         progress=run.progress,
         ray_address=ray_address,
     )
-    real_seconds = time.perf_counter() - t0
+    real_seconds = _checkpointed_seconds(run.out / "finetune", context.fingerprint(), subsets)
+    if real_seconds is None:
+        real_seconds = time.perf_counter() - t0
     stats = compare_losses(subsets, estimated_np, real, base, num_tasks)
     m = len(subsets)
     est_marginal = est_seconds / m
@@ -175,8 +269,11 @@ def check_estimator(
             "num_subsets": m,
             "subset_size": subset_size,
             "converged": int(torch.as_tensor(fit.converged).sum()),
+            "l2_absolute": float(fit.l2),
+            "finetune": dict(FINETUNE_RECIPE),
             "timings": {
                 "fixed_seconds": fixed_seconds,
+                "statistics_seconds": stats_seconds,
                 "estimate_seconds_per_subset": est_marginal,
                 "finetune_seconds_per_subset": real_marginal,
                 "marginal_cost_ratio": est_marginal / real_marginal if real_marginal else None,
@@ -202,15 +299,31 @@ def check_estimator(
 
 
 def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
-    """``graphtag check-estimator``: writes ``DIR/estimator.json``."""
+    """``graphtag check-estimator``: writes ``DIR/estimator.json``.
+
+    Estimator settings come from :class:`EstimatorConfig`, overridden by the optional flags
+    ``--projection-dim``, ``--block``, ``--l2`` and ``--estimator-loss`` when the parser has them.
+    """
     est = EstimatorConfig()
-    if getattr(args, "projection_dim", None):
-        est = replace(est, projection_dim=args.projection_dim)
+    overrides = {
+        "projection_dim": getattr(args, "projection_dim", None),
+        "block": getattr(args, "block", None),
+        "l2": getattr(args, "l2", None),
+        "loss": getattr(args, "estimator_loss", None),
+    }
+    est = replace(est, **{k: v for k, v in overrides.items() if v is not None})
     from ._commands import train_config_from_args
 
     train = train_config_from_args(args)
     config = RunConfig(dataset=args.dataset, seed=args.seed, train=train, estimator=est)
-    run = Run(args.out, config, progress=not args.quiet, restart=args.restart)
+    run = Run(
+        args.out,
+        config,
+        progress=not args.quiet,
+        restart=args.restart,
+        max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
+    )
+    run.check_memory(("inputs", "base_training", "features", "surrogate"))
     stats = check_estimator(
         run,
         args.num_subsets,
@@ -224,10 +337,11 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
     report["warnings"] = run.warnings()
     save_json(run.out / "estimator.json", report)
     if not args.quiet:
+        within = stats["within_task_spearman"]
         print(
             f"relative error {stats['relative_error']:.4f} (baseline "
             f"{stats['baseline_relative_error']:.4f}), within-task spearman "
-            f"{stats['within_task_spearman']}, marginal cost ratio "
+            f"{'n/a' if within is None else f'{within:.3f}'}, marginal cost ratio "
             f"{stats['timings']['marginal_cost_ratio']:.4g} -> {run.out}/estimator.json"
         )
     return report

@@ -313,8 +313,14 @@ class Run:
         if cfg.method == "grad-tag":
             key["features"] = self.features_key()
             key["estimator"] = asdict(cfg.estimator)
+            if cfg.estimator.l2 is None:
+                key["l2_rule"] = "matched_ridge(FINETUNE_LR, FINETUNE_STEPS)"
         else:
             key["base"] = self.base_key()
+            if cfg.method in ("higher-order", "pairwise"):
+                from ..estimation._finetune import FINETUNE_RECIPE
+
+                key["finetune"] = FINETUNE_RECIPE
             if cfg.method == "higher-order":
                 est = asdict(cfg.estimator)
                 key["estimator"] = {
@@ -374,6 +380,10 @@ class Run:
         kwargs: dict[str, Any] = {}
         if est.l2 is not None:
             kwargs["l2"] = est.l2
+        else:  # the ridge matched to the real fine-tune's budget (check-estimator, issue 3)
+            from ..estimation._finetune import matched_ridge
+
+            kwargs.update(l2=matched_ridge(), l2_relative=False)
         subset_size, num_subsets, min_pair_count = self._subset_plan(num_tasks)
         gt = GradTAG(
             subset_size=subset_size,
