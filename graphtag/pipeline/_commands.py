@@ -102,6 +102,14 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN (no warning) where every value is NaN."""
+    finite = ~np.isnan(values)
+    count = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
 def run_pipeline(run: Run) -> dict[str, Any]:
     """Affinity, groups, grouped/all-in-one/random models over seeds, and the report files."""
     from ..grouping import random_groups_like
@@ -147,7 +155,7 @@ def run_pipeline(run: Run) -> dict[str, Any]:
             per_task_auc[name].append([p["auc"] for p in ev["per_task"]])
     metrics = {name: summarise_seeds(vals) for name, vals in blocks.items()}
     mean_auc = {
-        name: np.nanmean(np.array(v, dtype=np.float64), axis=0) for name, v in per_task_auc.items()
+        name: _nan_mean(np.array(v, dtype=np.float64), axis=0) for name, v in per_task_auc.items()
     }
     per_group = []
     for g in groups:
