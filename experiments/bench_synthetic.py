@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import torch
 
 from graphtag._utils import versions
 from graphtag.data import _graph, _synthetic, make_multilabel_graph
+from graphtag.memory import peak_rss, reset_peak_rss
 
 SMOKE = {"num_nodes": 400, "num_tasks": 6, "num_groups": 2}
 
@@ -79,28 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _status_bytes(key: str) -> int | None:
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{key}:\s+(\d+)\s*kB", text, re.MULTILINE)
-    return int(m.group(1)) * 1024 if m else None
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux); False when not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_bytes("VmHWM") is not None
-
-
 def _process_peak() -> int:
     """Peak RSS of the process so far, in bytes."""
-    hwm = _status_bytes("VmHWM")
+    hwm = peak_rss()
     if hwm is not None:
         return hwm
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
@@ -114,7 +95,7 @@ class StepTimer:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.peak: dict[str, int] = {}
-        self.resettable = _reset_peak()
+        self.resettable = reset_peak_rss()
         self._open: list[str] = []
 
     @contextlib.contextmanager
@@ -136,7 +117,7 @@ class StepTimer:
         for name in self._open:
             self.peak[name] = max(self.peak.get(name, 0), hwm)
         if self.resettable:
-            _reset_peak()
+            reset_peak_rss()
 
     def wrap(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:

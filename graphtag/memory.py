@@ -107,7 +107,9 @@ __all__ = [
     "format_bytes",
     "parse_memory",
     "parse_memory_budget",
+    "peak_rss",
     "release_memory",
+    "reset_peak_rss",
 ]
 
 #: Stage names, in pipeline order.
@@ -1025,6 +1027,19 @@ def _reset_peak() -> bool:
     except OSError:
         return False
     return _status_kib("VmHWM") is not None
+
+
+def peak_rss() -> int | None:
+    """Peak resident set size of this process since start or the last reset, in bytes.
+
+    The kernel's ``VmHWM`` counter (Linux); ``None`` where it cannot be read.
+    """
+    return _status_kib("VmHWM")
+
+
+def reset_peak_rss() -> bool:
+    """Reset :func:`peak_rss` to the current RSS (Linux ``clear_refs``); ``False`` if refused."""
+    return _reset_peak()
 
 
 def _libc() -> Any:
