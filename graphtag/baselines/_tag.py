@@ -13,7 +13,7 @@ See ALGORITHMS.md §9.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -436,6 +436,23 @@ class TAGAffinity:
 
         return loss0.detach(), grads
 
+    def _source_grads(
+        self,
+        loss_fn: Callable[[dict[str, Tensor]], Tensor],
+        shared: dict[str, Tensor],
+        src: Tensor,
+        num_tasks: int,
+    ) -> tuple[Tensor, Iterator[dict[str, Tensor]]]:
+        """Losses ``[T]`` at ``shared`` and, chunk by chunk of ``src``, the source tasks' gradients.
+
+        Each yielded chunk maps a parameter name to ``[c, *shape]`` gradients of the ``c`` source
+        tasks ``src[chunk]`` (one batched vector-Jacobian pass per chunk).
+        """
+        loss0, grads = self._task_grads(loss_fn, shared)
+        eye = torch.eye(num_tasks, dtype=loss0.dtype, device=loss0.device)
+        chunks = (grads(eye[src[sl]]) for sl in self._chunks(src.numel(), loss0.device))
+        return loss0, chunks
+
     def _exact(
         self,
         loss_fn: Callable[[dict[str, Tensor]], Tensor],
@@ -444,11 +461,9 @@ class TAGAffinity:
         eta: float,
         num_tasks: int,
     ) -> Tensor:
-        loss0, grads = self._task_grads(loss_fn, shared)
-        eye = torch.eye(num_tasks, dtype=loss0.dtype, device=loss0.device)
+        loss0, chunks = self._source_grads(loss_fn, shared, src, num_tasks)
         cols = []
-        for sl in self._chunks(src.numel(), loss0.device):
-            g = grads(eye[src[sl]])
+        for g in chunks:
             with torch.no_grad():
                 stacked = {n: shared[n] - eta * g[n] for n in shared}
                 new = _vmapped(loss_fn, stacked)  # [c, T]: row k = losses after a step on src[k]
@@ -463,11 +478,9 @@ class TAGAffinity:
         eta: float,
         num_tasks: int,
     ) -> Tensor:
-        loss0, grads = self._task_grads(loss_fn, shared)
-        eye = torch.eye(num_tasks, dtype=loss0.dtype, device=loss0.device)
+        loss0, chunks = self._source_grads(loss_fn, shared, src, num_tasks)
         flat = []
-        for sl in self._chunks(src.numel(), loss0.device):
-            g = grads(eye[src[sl]])
+        for g in chunks:
             flat.append(torch.cat([v.detach().flatten(1) for v in g.values()], dim=1))
         gmat = torch.cat(flat)  # [S, P] gradients of the present tasks
         return _first_order_z(gmat, loss0, src, eta)
