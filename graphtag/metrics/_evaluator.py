@@ -3,6 +3,9 @@
 Every metric is computed for all tasks at once from one descending sort of each score column:
 masked-out entries are moved behind the labelled ones, ties are grouped (a tie group counts as
 one threshold, as in scikit-learn), and the per-task sums are read off cumulative counts.
+:func:`roc_auc_scores` alone (what training computes on validation every epoch) skips the
+unlabelled entries: one sort of the labelled ``(task, score)`` pairs, so its cost follows the
+labelled pairs rather than ``N x T``.
 """
 
 from __future__ import annotations
@@ -31,8 +34,14 @@ def _as_tensor(value: Any, name: str) -> Tensor:
         ) from exc
 
 
-def _check(y_true: Any, y_score: Any, mask: Any) -> tuple[Tensor, Tensor, Tensor]:
-    """Validate shapes and return ``(y bool, score float64, mask bool)``, all ``[N, T]``."""
+def _check(
+    y_true: Any, y_score: Any, mask: Any, *, float64: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validate shapes and return ``(y bool, score, mask bool)``, all ``[N, T]``.
+
+    ``score`` is float64, or with ``float64=False`` float32 when the scores are float32 or
+    narrower (exact, and half the memory of a float64 copy).
+    """
     y = _as_tensor(y_true, "y_true")
     s = _as_tensor(y_score, "y_score")
     m = _as_tensor(mask, "mask")
@@ -45,16 +54,19 @@ def _check(y_true: Any, y_score: Any, mask: Any) -> tuple[Tensor, Tensor, Tensor
         )
     if m.dtype != torch.bool:
         raise GraphtagError(f"mask must be a bool tensor [N, T], got {m.dtype}")
-    s = s.to(torch.float64)
-    if torch.isnan(s[m]).any():
-        i, t = (int(v) for v in (torch.isnan(s) & m).nonzero()[0])
+    narrow = s.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    s = s.to(torch.float32 if narrow and not float64 else torch.float64)
+    nan = torch.isnan(s) & m
+    if nan.any():
+        i, t = (int(v) for v in nan.nonzero()[0])
         raise GraphtagError(f"y_score is NaN at node {i}, task {t}; scores must be numbers")
-    yf = y.to(torch.float64)
-    bad = m & (yf != 0) & (yf != 1)
+    if y.dtype == torch.bool:
+        return y, s, m
+    bad = m & (y != 0) & (y != 1)
     if bad.any():
         i, t = (int(v) for v in bad.nonzero()[0])
-        raise GraphtagError(f"y_true[{i}, {t}] = {float(yf[i, t])!r}; labels must be 0 or 1")
-    return yf == 1, s, m
+        raise GraphtagError(f"y_true[{i}, {t}] = {float(y[i, t])!r}; labels must be 0 or 1")
+    return y == 1, s, m
 
 
 @dataclass
@@ -149,7 +161,66 @@ def roc_auc_scores(y_true: Any, y_score: Any, mask: Any) -> Tensor:
         >>> roc_auc_scores(y, s, torch.ones(3, 1, dtype=torch.bool))
         tensor([0.7500], dtype=torch.float64)
     """
-    return _auc(_sort(*_check(y_true, y_score, mask)))
+    return _auc_labelled(*_check(y_true, y_score, mask, float64=False))
+
+
+def _labelled_order(s: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The labelled entries of ``m`` sorted by ``(task, score)`` ascending.
+
+    Returns ``(task, node, score)`` of the ``R`` labelled entries, each ``[R]``. Scores of at
+    most float32 precision are sorted with one int64 sort of ``task << 32 | key(score)``, where
+    ``key`` maps a float32's bit pattern to an unsigned integer of the same order (negative
+    floats: all bits flipped; others: the sign bit set; ``-0.0`` is first made ``+0.0``).
+    float64 scores take two stable sorts (by score, then by task).
+    """
+    task, node = m.t().nonzero(as_tuple=True)  # ordered by (task, node)
+    if s.dtype == torch.float64:
+        sc = s.t()[task, node]
+        order = torch.argsort(sc, stable=True)
+        order = order[torch.argsort(task[order], stable=True)]
+        return task[order], node[order], sc[order]
+    sc = s.t()[task, node] + 0.0  # float32; -0.0 + 0.0 == +0.0
+    bits = sc.view(torch.int32).to(torch.int64)
+    key = torch.where(bits < 0, ~bits & 0xFFFFFFFF, bits | 0x80000000)
+    order = torch.argsort((task << 32) | key)
+    return task[order], node[order], sc[order].to(torch.float64)
+
+
+def _auc_labelled(y: Tensor, s: Tensor, m: Tensor) -> Tensor:
+    """Per-task ROC-AUC (Mann-Whitney U with average ranks for ties) of the labelled entries.
+
+    Works on the ``R`` labelled entries only (memory and time ``O(R log R)``, independent of
+    the unlabelled ones), so validating a model whose tasks each label a fifth of the nodes
+    costs a fifth of a dense per-column sort.
+
+    Args:
+        y: bool ``[N, T]`` labels.
+        s: ``[N, T]`` float64 or float32 scores (float32: sorted exactly by bit pattern).
+        m: bool ``[N, T]``.
+
+    Returns:
+        float64 ``[T]``; NaN where a task lacks one of the classes.
+    """
+    num_tasks = m.size(1)
+    task, node, sc = _labelled_order(s, m)
+    pos = y.t()[task, node].to(torch.float64)
+    count = torch.bincount(task, minlength=num_tasks)
+    p = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, task, pos)
+    neg = count.to(torch.float64) - p
+    total = sc.numel()
+    if total == 0:
+        return torch.full((num_tasks,), math.nan, dtype=torch.float64)
+    # Tie groups: runs of equal (task, score); each member gets the group's average rank.
+    new = torch.ones(total, dtype=torch.bool)
+    new[1:] = (task[1:] != task[:-1]) | (sc[1:] != sc[:-1])
+    first = torch.nonzero(new).flatten()
+    last = torch.cat([first[1:], first.new_tensor([total])]) - 1
+    task_start = torch.cumsum(count, 0) - count
+    avg_rank = (first + last).to(torch.float64) / 2 + 1 - task_start[task[first]]
+    rank = avg_rank[torch.cumsum(new, 0) - 1]
+    rank_sum = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, task, rank * pos)
+    auc = (rank_sum - p * (p + 1) / 2) / (p * neg)
+    return torch.where((p > 0) & (neg > 0), auc, torch.full_like(auc, math.nan))
 
 
 def tune_thresholds(y_true: Any, y_score: Any, mask: Any) -> Tensor:

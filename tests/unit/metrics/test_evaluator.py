@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from graphtag.errors import GraphtagError
@@ -132,3 +133,38 @@ def test_accepts_numpy_arrays():
     a = Evaluator().evaluate(y.numpy(), s.numpy(), m.numpy())
     b = Evaluator().evaluate(y, s, m)
     assert a == b
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int64])
+@pytest.mark.parametrize("seed", range(3))
+def test_roc_auc_scores_matches_sklearn_for_every_score_dtype(dtype, seed):
+    # The labelled-entries path: float32 and narrower sort by bit pattern, float64 (and
+    # integers) by two stable sorts. Negative, zero (both signs), tied and infinite scores.
+    y, s, m = _random(seed, n=200, t=7)
+    s[:5, 0] = -0.0
+    s[5:10, 0] = 0.0
+    s[10, 1], s[11, 1] = math.inf, -math.inf
+    s = (s * 4).round().to(dtype) if dtype == torch.int64 else s.to(dtype)
+    s[12, 2] = 1e-40 if dtype != torch.int64 else 0  # subnormal in float32
+    y[:, 3] = 0  # no positive: undefined
+    got = roc_auc_scores(y, s, m)
+    for t in range(y.size(1)):
+        yt, st = y[m[:, t], t].numpy(), s[m[:, t], t].double().numpy()
+        st = rankdata(st)  # same order and ties; scikit-learn refuses infinite scores
+        if t == 3:
+            assert math.isnan(got[t])
+        else:
+            assert got[t].item() == pytest.approx(roc_auc_score(yt, st), abs=1e-12)
+
+
+def test_roc_auc_scores_keeps_float64_resolution():
+    # Two float64 scores that round to the same float32 must not be tied.
+    y = torch.tensor([[1.0], [0.0]])
+    s = torch.tensor([[1.0 + 1e-12], [1.0]], dtype=torch.float64)
+    assert roc_auc_scores(y, s, torch.ones(2, 1, dtype=torch.bool)).tolist() == [1.0]
+
+
+def test_roc_auc_scores_without_labelled_entries_is_nan():
+    y, s = torch.ones(3, 2), torch.zeros(3, 2)
+    assert roc_auc_scores(y, s, torch.zeros(3, 2, dtype=torch.bool)).isnan().all()
+    assert roc_auc_scores(y[:0], s[:0], torch.zeros(0, 2, dtype=torch.bool)).isnan().all()
