@@ -9,7 +9,8 @@ Notation: ``N`` nodes, ``E`` undirected edges (``edge_index`` holds ``2E`` colum
 features, ``T`` tasks, ``K`` SIGN hops, ``h`` hidden width, ``L`` message-passing layers, ``P``
 model parameters (counted exactly on the ``meta`` device), ``d`` projection dimension, ``c = 32``
 directions per vmapped JVP, ``B`` node batch sizes, ``R_tr``/``R_va`` kept train/validation
-(node, task) rows of the gradient features, ``n_tr``/``n_va`` the largest per-task row counts,
+(node, task) rows of the gradient features, ``n_tr``/``n_va`` the largest per-task row counts
+(both at most the estimator's ``max_task_rows`` per task),
 ``M`` subsets of ``s`` tasks. float32 = 4 bytes, float64/int64 = 8.
 
 Stage model (:class:`StageMemory`): each stage *holds* some bytes afterwards (kept by later
@@ -27,8 +28,9 @@ inputs           SIGN: held ``4N(K+1)F`` (hops), transient the hop list plus the
                  adjacency (``~200E``); message passing: ``8N`` degrees
 base_training    held ``4P`` (the best model) and the modules the first stage manifest imports
                  (cvxpy, scipy, sklearn: 72 MiB); transient Adam + gradients + best-state copy
-                 (``16P``), label and mask copies (``~11NT``), the float64 ROC-AUC of the
-                 validation logits each epoch (``~80NT``), batch activations
+                 (``16P``), label and mask copies (``~11NT``), the validation loss and ROC-AUC
+                 each epoch (``~12NT`` plus ``~100`` bytes per labelled validation pair: the
+                 ROC-AUC sorts the labelled pairs only), batch activations
 features         held ``R (4d + 25)`` (features, offsets, labels, task, node, split); transient
                  row index ``~41R``, label copies ``10NT``, the cached directions ``4Pd`` (when
                  at most 256 MiB), one node batch of JVP activations ``1.5 x 4cBw`` (``w`` the
@@ -538,6 +540,10 @@ def estimate_run_memory(
     n_tr = int(max_task_train_rows) if max_task_train_rows else math.ceil(r_tr / T)
     n_va_all = int(max_task_val_rows) if max_task_val_rows else math.ceil(r_va_all / T)
     n_va = min(n_va_all, math.ceil(vf * n_va_all) + 2)
+    cap = getattr(ec, "max_task_rows", None)
+    if cap is not None:  # the per-task row cap of the gradient features
+        r_tr, n_tr = min(r_tr, T * int(cap)), min(n_tr, int(cap))
+        r_va, n_va = min(r_va, T * int(cap)), min(n_va, int(cap))
     rows = r_tr + r_va
     s = max(2, min(int(ec.subset_size), max(2, T // 2))) if T >= 2 else 1
     M = int(min(int(ec.num_subsets), math.comb(T, s))) if T >= 2 else 1
@@ -571,7 +577,7 @@ def estimate_run_memory(
     st.add("modules the first manifest imports", _MANIFEST_IMPORT_BYTES, "held")
     st.add("optimiser + grads + best state", 16 * P, "transient", device=True)
     st.add("labels and masks", 6 * N * T + 5 * val_nodes * T, "transient")
-    st.add("validation ROC-AUC", 80 * val_nodes * T, "transient")
+    st.add("validation scores", 12 * val_nodes * T + 100 * r_va_all, "transient")
     if on_device:
         st.add("labels on device", 5 * N * T, "transient", device=True)
     bt, be = min(int(tc.batch_size), N), min(int(tc.eval_batch_size), N)
@@ -713,6 +719,9 @@ def estimate_data_memory(
     val = data.val_mask
     n_train = train.sum(0)
     n_val = val.sum(0)
+    cap = getattr(estimator_config, "max_task_rows", None)
+    if cap is not None:  # exact kept training rows; the validation cap applies after val_fraction
+        n_train = n_train.clamp(max=int(cap))
     return estimate_run_memory(
         int(data.num_nodes),
         int(data.edge_index.size(1)) // 2,

@@ -1,7 +1,9 @@
 """Projected per-(node, task) gradient features of a trained base model."""
 
 from ._extract import (
+    DEFAULT_MAX_TASK_ROWS,
     MAX_FEATURE_NORM,
+    ROW_CAP_RULE,
     VAL_SUBSAMPLE_RULE,
     extract_gradient_features,
     subsample_val_mask,
@@ -13,7 +15,9 @@ from ._network import network_subset_losses
 from ._projector import GradientProjector
 
 __all__ = [
+    "DEFAULT_MAX_TASK_ROWS",
     "MAX_FEATURE_NORM",
+    "ROW_CAP_RULE",
     "TRAIN",
     "VAL",
     "VAL_SUBSAMPLE_RULE",

@@ -27,6 +27,9 @@ class EstimatorConfig:
         l2: Ridge penalty ``lambda`` of the surrogate (``None``: the estimator's default).
         loss: ``"linear"`` (linearised logits) or ``"network"`` (real network at theta0 + P w).
         val_fraction: Fraction of each task's validation rows kept for loss estimates.
+        max_task_rows: Most training and most validation rows of the gradient features per
+            task (a seeded, class-proportional subsample where a task has more; ``None``
+            keeps all). See :data:`graphtag.gradients.DEFAULT_MAX_TASK_ROWS`.
     """
 
     projection_dim: int = 200
@@ -37,6 +40,12 @@ class EstimatorConfig:
     l2: float | None = None
     loss: str = "linear"
     val_fraction: float = 1.0
+    max_task_rows: int | None = 10_000  # graphtag.gradients.DEFAULT_MAX_TASK_ROWS
+
+    def __post_init__(self) -> None:
+        cap = self.max_task_rows
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise GraphtagError(f"max_task_rows must be a positive integer or None, got {cap!r}")
 
     def resolved_subset_size(self, num_tasks: int) -> int:
         """``subset_size`` capped so that subsets are proper (``<= max(2, T // 2)``)."""

@@ -244,6 +244,7 @@ class Run:
             "projection_dim": est.projection_dim,
             "block": est.block,
             "val_fraction": est.val_fraction,
+            "max_task_rows": est.max_task_rows,
             "seed": derive_seed(self.config.seed, "projection"),
         }
 
@@ -280,6 +281,7 @@ class Run:
             self.data,
             projector,
             val_fraction=est.val_fraction,
+            max_task_rows=est.max_task_rows,
             seed=key["seed"],
             progress=self.progress,
         )

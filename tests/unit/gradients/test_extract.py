@@ -9,6 +9,7 @@ import torch
 
 from graphtag.errors import GraphtagError
 from graphtag.gradients import (
+    ROW_CAP_RULE,
     TRAIN,
     VAL,
     VAL_SUBSAMPLE_RULE,
@@ -137,6 +138,53 @@ def test_validation_subsample_rule(sign_setup) -> None:
     assert feats.node.tolist() == [r[2] for r in rows]
     assert feats.meta["val_subsample"] == VAL_SUBSAMPLE_RULE
     assert feats.meta["num_val_rows"] == int(sub.sum())
+
+
+def test_row_cap_keeps_a_seeded_class_proportional_subsample(sign_setup) -> None:
+    s = sign_setup
+    data = s.data
+    tasks = torch.arange(3)
+    counts = data.train_mask.sum(0)
+    cap = int(counts.min()) - 1  # every task is capped
+    sub = subsample_val_mask(
+        data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap, key="train_subsample"
+    )
+    assert not (sub & ~data.train_mask).any()
+    assert sub.sum(0).tolist() == [cap] * 3
+    for t in range(3):
+        n = int(counts[t])
+        n_pos = int((data.train_mask[:, t] & (data.y[:, t] == 1)).sum())
+        assert int((sub[:, t] & (data.y[:, t] == 1)).sum()) == min(
+            n_pos, math.ceil(cap * n_pos / n)
+        )
+    # Seeded, keyed apart from the validation subsample, a no-op where the cap does not bind.
+    again = subsample_val_mask(
+        data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap, key="train_subsample"
+    )
+    assert torch.equal(sub, again)
+    other = subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap)
+    assert not torch.equal(sub, other)
+    loose = subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=10**6)
+    assert torch.equal(loose, data.train_mask)
+    with pytest.raises(GraphtagError, match="max_task_rows must be a positive integer or None"):
+        subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=0)
+
+    # In the features: exactly the capped rows of both splits, brute-force equal.
+    val_cap = subsample_val_mask(data.val_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap)
+    proj = GradientProjector(dim=3).fit(s.model)
+    feats = extract_gradient_features(
+        s.model, s.inputs, data, proj, max_task_rows=cap, seed=0, dtype=torch.float64
+    )
+    assert feats.meta["num_train_rows"] == int(sub.sum())
+    assert feats.meta["num_val_rows"] == int(val_cap.sum())
+    assert feats.meta["max_task_rows"] == cap and feats.meta["row_cap"] == ROW_CAP_RULE
+    full = extract_gradient_features(s.model, s.inputs, data, proj, seed=0, dtype=torch.float64)
+    for split, mask in ((TRAIN, sub), (VAL, val_cap)):
+        for t in range(3):
+            rows = (feats.task == t) & (feats.split == split)
+            assert feats.node[rows].tolist() == torch.nonzero(mask[:, t]).flatten().tolist()
+            keep = (full.task == t) & (full.split == split) & mask[full.node, t]
+            torch.testing.assert_close(feats.features[rows], full.features[keep])
 
 
 def test_bfloat16_storage(sign_setup) -> None:
