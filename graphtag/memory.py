@@ -26,11 +26,11 @@ data             held ``4NF + 32E + 7NT`` (x, edge_index, y float32, 3 masks); t
                  histograms), modules imported on first use (20 MiB)
 inputs           SIGN: held ``4N(K+1)F`` (hops), transient the hop list plus the normalised
                  adjacency (``~200E``); message passing: ``8N`` degrees
-base_training    held ``4P`` (the best model) and the modules the first stage manifest imports
-                 (cvxpy, scipy, sklearn: 72 MiB); transient Adam + gradients + best-state copy
-                 (``16P``), label and mask copies (``~11NT``), the validation loss and ROC-AUC
-                 each epoch (``~12NT`` plus ``~100`` bytes per labelled validation pair: the
-                 ROC-AUC sorts the labelled pairs only), batch activations
+base_training    held ``4P`` (the best model) and what the first stage manifest loads (8 MiB;
+                 versions come from package metadata); transient Adam + gradients + best-state
+                 copy (``16P``), label and mask copies (``~11NT``), the validation loss and
+                 ROC-AUC each epoch (``~12NT`` plus ``~100`` bytes per labelled validation pair:
+                 the ROC-AUC sorts the labelled pairs only), batch activations
 features         held ``R (4d + 25)`` (features, offsets, labels, task, node, split); transient
                  row index ``~41R``, label copies ``10NT``, the cached directions ``4Pd`` (when
                  at most 256 MiB), one node batch of JVP activations ``1.5 x 4cBw`` (``w`` the
@@ -38,13 +38,13 @@ features         held ``R (4d + 25)`` (features, offsets, labels, task, node, sp
                  scales with the batch's k-hop subgraph), its gradients ``8BTd``, and
                  torch.func's first use (24 MiB)
 surrogate        the largest of three phases: statistics, Newton, losses. Float64 per-task
-                 blocks of the training rows ``8(T+1) n_tr (d + 4)`` and their gather
-                 ``12 R_tr d``, statistics ``8Td^2``, per subset batch of ``B_S`` (sized by the
-                 estimator to 2^25-element temporaries) the logits ``2 x 8(T+1) n_tr m`` (``m``
-                 subsets per task in a batch), ``8 B_S d^2`` inverse Hessians (three while
-                 factorising) and exact-Hessian row gathers of up to 4 subsets; then the
-                 validation blocks ``8(T+1) n_va (d + 4)`` and their gather ``12 R_va d``;
-                 temporaries get a 15% margin, plus 8 MiB of bookkeeping
+                 blocks of the training rows ``8(T+1) n_tr (d + 4)``, their gather in row
+                 chunks ``12 min(R_tr d, 2^25)``, statistics ``8Td^2``, per subset batch of
+                 ``B_S`` (sized by the estimator to 2^25-element temporaries) the logits
+                 ``2 x 8(T+1) n_tr m`` (``m`` subsets per task in a batch), ``8 B_S d^2``
+                 inverse Hessians (three while factorising) and exact-Hessian row gathers of up
+                 to 4 subsets; then the validation blocks ``8(T+1) n_va (d + 4)`` and their
+                 gather; temporaries get a 15% margin, plus 8 MiB of bookkeeping
 clustering       SCS (``T <= 150``): ``~120 x 8T^2`` plus 16 MiB for the first solve; ADMM:
                  ``~24 x 8T^2``
 ===============  ===============================================================================
@@ -151,9 +151,9 @@ _TRAIN_FACTOR = 3.0  # activations kept for backward, gradients and optimiser te
 _SPLIT_TASK_BYTES = 288 * 2**10  # per-task split histograms (2 classes x 4096 buckets, int64)
 _LAZY_IMPORT_BYTES = 20 * 2**20  # modules the first dataset load imports (measured ~16 MiB)
 _TORCH_FUNC_BYTES = 24 * 2**20  # first vmap/jvp call (measured ~25 MiB)
-#: graphtag._utils.versions() (every stage manifest) imports cvxpy, scipy and sklearn: the first
-#: manifest (after the base model) grows RSS by ~64 MiB for good.
-_MANIFEST_IMPORT_BYTES = 72 * 2**20
+#: The first stage manifest (after the base model). graphtag._utils.versions() reads package
+#: metadata; when it imported cvxpy, scipy and sklearn instead, this cost ~64 MiB for good.
+_MANIFEST_IMPORT_BYTES = 8 * 2**20
 _SCS_FIRST_BYTES = 16 * 2**20  # building and solving the first cvxpy problem (~13 MiB)
 _SURROGATE_BYTES = 8 * 2**20  # subset lists, small tensors, a second thread's arena
 _MARGIN = 1.15  # on the surrogate's temporaries (measured 1.00-1.05 of the formula)
@@ -574,7 +574,7 @@ def estimate_run_memory(
     # -- base training.
     st = _Parts("base_training", on_device)
     st.add("model", 4 * P, "held", device=True)
-    st.add("modules the first manifest imports", _MANIFEST_IMPORT_BYTES, "held")
+    st.add("first stage manifest", _MANIFEST_IMPORT_BYTES, "held")
     st.add("optimiser + grads + best state", 16 * P, "transient", device=True)
     st.add("labels and masks", 6 * N * T + 5 * val_nodes * T, "transient")
     st.add("validation scores", 12 * val_nodes * T + 100 * r_va_all, "transient")
@@ -625,7 +625,7 @@ def estimate_run_memory(
     # -- surrogate: statistics, batched Newton, validation losses (float64 blocks).
     st = _Parts("surrogate", on_device)
     blocks_tr = 8 * (T + 1) * n_tr * (d + 4) + 8 * (T + 1) * d
-    gather = 12 * r_tr * d + 40 * r_tr
+    gather = 12 * min(r_tr * d, _BUDGET) + 40 * r_tr  # row chunks of 2^25 elements
     stats = 8 * T * d * (d + 1)
     by_logits = _BUDGET / (2.0 * max(n_tr, 1) * s)
     by_factors = _BUDGET / (3.0 * d * d)
@@ -649,7 +649,10 @@ def estimate_run_memory(
     phases = {
         "statistics": blocks_tr + _MARGIN * max(gather, stat_tmp),
         "newton": stats + blocks_tr + _MARGIN * max(gather, newton),
-        "losses": stats + results + blocks_va + _MARGIN * max(12 * r_va * d + 40 * r_va, val_tmp),
+        "losses": stats
+        + results
+        + blocks_va
+        + _MARGIN * max(12 * min(r_va * d, _BUDGET) + 40 * r_va, val_tmp),
     }
     phase = max(phases, key=lambda k: phases[k])
     if on_device:

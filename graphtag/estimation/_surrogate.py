@@ -226,7 +226,12 @@ def _task_blocks(
     y = torch.zeros(shape, dtype=dtype, device=device)
     mask = torch.zeros(shape, dtype=dtype, device=device)
     src = rows.to(features.features.device)
-    g[task, pos] = features.features[src].to(device=device, dtype=dtype)
+    # Row chunks: gathering every row at once held a float32 and a float64 copy of all of them
+    # (12 bytes per element) next to the blocks.
+    step = max(1, _BUDGET // max(1, d))
+    for lo in range(0, src.numel(), step):
+        sl = slice(lo, lo + step)
+        g[task[sl], pos[sl]] = features.features[src[sl]].to(device=device, dtype=dtype)
     o[task, pos] = features.offsets[src].to(device=device, dtype=dtype)
     y[task, pos] = features.labels[src].to(device=device, dtype=dtype)
     mask[task, pos] = 1.0
