@@ -9,7 +9,12 @@ See ALGORITHMS.md §4-§6. Typical use::
 ``higher_order_affinity``, ``pairwise_real_affinity``) are the reference Grad-TAG estimates.
 """
 
-from ._affinity import pairwise_affinity, pairwise_loss_tables, subset_affinity
+from ._affinity import (
+    pairwise_affinity,
+    pairwise_loss_tables,
+    pairwise_subset_losses,
+    subset_affinity,
+)
 from ._finetune import FinetuneResult, finetune_subset
 from ._grad_tag import GradTAG, make_synthetic_features
 from ._losses import NetworkLossFn, base_losses, estimate_losses
@@ -53,6 +58,7 @@ __all__ = [
     "pairwise_affinity",
     "pairwise_loss_tables",
     "pairwise_real_affinity",
+    "pairwise_subset_losses",
     "pairwise_subsets",
     "real_subset_losses",
     "sample_task_subsets",

@@ -15,7 +15,12 @@ import torch
 from ..errors import GraphtagError, NumericalError, preview
 from ._subsets import check_subsets
 
-__all__ = ["pairwise_affinity", "pairwise_loss_tables", "subset_affinity"]
+__all__ = [
+    "pairwise_affinity",
+    "pairwise_loss_tables",
+    "pairwise_subset_losses",
+    "subset_affinity",
+]
 
 
 def _as_array(values: object, name: str) -> np.ndarray:
@@ -281,3 +286,47 @@ def pairwise_affinity(
     if symmetric:
         affinity = (affinity + affinity.T) / 2
     return affinity
+
+
+def pairwise_subset_losses(
+    subsets: Sequence[Sequence[int]], single: object, pair: object
+) -> np.ndarray:
+    """Subset loss table of single-task and pair losses (inverse of :func:`pairwise_loss_tables`).
+
+    Args:
+        subsets: Singletons ``(i,)`` and pairs ``(i, j)`` (e.g.
+            :func:`graphtag.estimation.pairwise_subsets`).
+        single: ``[T]`` losses ``L_i({i})``.
+        pair: ``[T, T]`` losses, ``pair[i, j] = L_i({i, j})``.
+
+    Returns:
+        float64 ``[M, T]``: row ``k`` holds the losses of the tasks of ``subsets[k]``, ``NaN``
+        elsewhere.
+
+    Raises:
+        GraphtagError: For mismatched shapes or a subset of more than two tasks.
+    """
+    one = _as_array(single, "single")
+    two = _as_array(pair, "pair")
+    num_tasks = one.size
+    if one.shape != (num_tasks,) or two.shape != (num_tasks, num_tasks):
+        raise GraphtagError(
+            f"single must have shape [T] and pair [T, T], got {list(one.shape)} and "
+            f"{list(two.shape)}"
+        )
+    subs = check_subsets(subsets, num_tasks)
+    sizes = np.array([len(s) for s in subs])
+    if (sizes > 2).any():
+        k = int(np.argmax(sizes > 2))
+        raise GraphtagError(f"subset {k} {subs[k]} has more than two tasks; pass pairs only")
+    # Column j of row k holds L_i(S_k) for the tasks i of S_k: the diagonal of ``pair`` is
+    # replaced by the single-task losses, so ``table[i, j]`` covers both shapes.
+    table = two.copy()
+    np.fill_diagonal(table, one)
+    first = np.array([s[0] for s in subs], dtype=np.int64)
+    last = np.array([s[-1] for s in subs], dtype=np.int64)
+    out = np.full((len(subs), num_tasks), np.nan)
+    rows = np.arange(len(subs))
+    out[rows, first] = table[first, last]
+    out[rows, last] = table[last, first]
+    return out

@@ -481,6 +481,7 @@ class Run:
             RealContext,
             higher_order_affinity,
             pairwise_real_affinity,
+            pairwise_subset_losses,
             pairwise_subsets,
         )
 
@@ -506,13 +507,7 @@ class Run:
         else:
             affinity, single, pair = pairwise_real_affinity(ctx, **common)
             subsets = list(pairwise_subsets(num_tasks))
-            losses = np.full((len(subsets), num_tasks), np.nan)
-            for k, sub in enumerate(subsets):
-                if len(sub) == 1:
-                    losses[k, sub[0]] = single[sub[0]]
-                else:
-                    i, j = sub
-                    losses[k, i], losses[k, j] = pair[i, j], pair[j, i]
+            losses = pairwise_subset_losses(subsets, single, pair)
         affinity = np.asarray(affinity, dtype=np.float64)
         affinity = (affinity + affinity.T) / 2
         return affinity, [tuple(s) for s in subsets], losses, time.perf_counter() - start, {}

@@ -14,6 +14,7 @@ from graphtag.errors import GraphtagError
 from graphtag.estimation import (
     pairwise_affinity,
     pairwise_loss_tables,
+    pairwise_subset_losses,
     pairwise_subsets,
     subset_affinity,
 )
@@ -153,6 +154,12 @@ def test_pairwise_tables_roundtrip():
     assert single.tolist() == [2.0, 1.0, 4.0]
     assert pair[0, 1] == 1.0 and pair[1, 0] == 1.5 and pair[2, 1] == 4.0
     assert np.isnan(np.diag(pair)).all()
+    # ... and back: the inverse rebuilds the table exactly (NaN outside each subset).
+    np.testing.assert_array_equal(pairwise_subset_losses(subsets, single, pair), losses)
+    with pytest.raises(GraphtagError, match=re.escape("subset 0 (0, 1, 2) has more than two")):
+        pairwise_subset_losses([(0, 1, 2)], single, pair)
+    with pytest.raises(GraphtagError, match=re.escape("single must have shape [T] and pair")):
+        pairwise_subset_losses(subsets, single, pair[:2])
 
 
 def test_pairwise_missing_and_errors():
