@@ -5,6 +5,7 @@ from ._extract import (
     MAX_FEATURE_NORM,
     ROW_CAP_RULE,
     VAL_SUBSAMPLE_RULE,
+    cap_task_rows,
     extract_gradient_features,
     subsample_val_mask,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "VAL_SUBSAMPLE_RULE",
     "GradientFeatures",
     "GradientProjector",
+    "cap_task_rows",
     "compute_projected_gradients",
     "extract_gradient_features",
     "iter_projected_gradients",

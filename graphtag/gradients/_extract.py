@@ -42,11 +42,10 @@ VAL_SUBSAMPLE_RULE = (
 )
 
 ROW_CAP_RULE = (
-    "per task t and split (train keys 'train_subsample', validation keys 'val_subsample', after "
-    "val_fraction): when t has n > max_task_rows rows of that split, n_pos of them positive, "
-    "draw uniform keys for them (increasing node order) from torch_generator(seed, key, t) and "
-    "keep the min(n_pos, ceil(max_task_rows * n_pos / n)) positives and the remaining "
-    "negatives with the smallest keys (exactly max_task_rows rows, classes in proportion)"
+    "one uniform key per node from torch_generator(seed, 'row_cap'), shared by all tasks and "
+    "both splits; per task and split (validation after val_fraction), when t has n > "
+    "max_task_rows rows, n_pos of them positive, keep the min(n_pos, ceil(max_task_rows * "
+    "n_pos / n)) positives and the max_task_rows - that many negatives with the smallest keys"
 )
 
 #: Default cap on the rows kept per task and split (``max_task_rows`` of
@@ -88,55 +87,35 @@ def check_tasks(tasks: Sequence[int] | Tensor | None, num_tasks: int) -> Tensor:
 
 
 def subsample_val_mask(
-    val_mask: Tensor,
-    y: Tensor,
-    tasks: Tensor,
-    val_fraction: float,
-    seed: int,
-    *,
-    max_task_rows: int | None = None,
-    key: str = "val_subsample",
+    val_mask: Tensor, y: Tensor, tasks: Tensor, val_fraction: float, seed: int
 ) -> Tensor:
-    """Seeded, class-stratified subsample of validation (or training) nodes, per task.
+    """Seeded, class-stratified subsample of validation nodes, independently per task.
 
     Rule (:data:`VAL_SUBSAMPLE_RULE`): for task ``t`` (its index in the dataset) and each class,
-    draw uniform keys for ``t``'s nodes of that class, in increasing node order, from
-    ``torch_generator(seed, key, t)``, and keep the ``ceil(val_fraction * n)`` nodes with the
-    smallest keys. With ``max_task_rows``, a task left with more rows keeps exactly that many,
-    classes in proportion (:data:`ROW_CAP_RULE`). A task's subsample does not depend on which
-    other tasks are selected.
+    draw uniform keys for ``t``'s validation nodes of that class, in increasing node order, from
+    ``torch_generator(seed, "val_subsample", t)``, and keep the ``ceil(val_fraction * n)`` nodes
+    with the smallest keys. A task's subsample does not depend on which other tasks are selected.
 
     Args:
-        val_mask: bool ``[N, T']`` masks of the selected tasks.
+        val_mask: bool ``[N, T']`` validation masks of the selected tasks.
         y: ``[N, T']`` labels of the selected tasks.
         tasks: int64 ``[T']`` dataset indices of the selected tasks (seed keys).
-        val_fraction: Fraction in ``(0, 1]``.
+        val_fraction: Fraction in ``(0, 1]``; 1 returns ``val_mask`` unchanged.
         seed: Seed of the subsample.
-        max_task_rows: Most rows kept per task (``None``: no cap).
-        key: Generator key (``"val_subsample"``; ``"train_subsample"`` for training rows).
 
     Returns:
-        bool ``[N, T']``, a subset of ``val_mask`` (``val_mask`` itself, copied, when nothing
-        is dropped).
+        bool ``[N, T']``, a subset of ``val_mask``.
     """
     if not (0.0 < float(val_fraction) <= 1.0):
         raise GraphtagError(f"val_fraction must lie in (0, 1], got {val_fraction!r}")
-    if max_task_rows is not None and (
-        isinstance(max_task_rows, bool) or not isinstance(max_task_rows, int) or max_task_rows < 1
-    ):
-        raise GraphtagError(
-            f"max_task_rows must be a positive integer or None, got {max_task_rows!r}"
-        )
-    counts = val_mask.sum(0)
-    capped = max_task_rows is not None and bool((counts > max_task_rows).any())
-    if val_fraction == 1.0 and not capped:
+    if val_fraction == 1.0:
         return val_mask.clone()
     out = torch.zeros_like(val_mask)
     pos = y > 0.5
     # One generator per task (seeded by the dataset task id); each step is vectorised over nodes.
     for j, t in enumerate(tasks.tolist()):
         col = torch.nonzero(val_mask[:, j]).flatten()
-        keys = torch.rand(col.numel(), generator=torch_generator(seed, key, t))
+        keys = torch.rand(col.numel(), generator=torch_generator(seed, "val_subsample", t))
         cls = pos[col, j]
         n_pos = int(cls.sum())
         n_neg = col.numel() - n_pos
@@ -144,11 +123,71 @@ def subsample_val_mask(
         order = torch.argsort(keys - 2.0 * cls.to(keys.dtype))
         k_pos = math.ceil(val_fraction * n_pos)
         k_neg = math.ceil(val_fraction * n_neg)
-        if max_task_rows is not None and k_pos + k_neg > max_task_rows:
-            k_pos = min(n_pos, math.ceil(max_task_rows * n_pos / col.numel()))
-            k_neg = max_task_rows - k_pos
         chosen = torch.cat([order[:k_pos], order[n_pos : n_pos + k_neg]])
         out[col[chosen], j] = True
+    return out
+
+
+def cap_task_rows(
+    mask: Tensor, y: Tensor, max_task_rows: int | None, seed: int, *, task_chunk: int = 64
+) -> Tensor:
+    """Keep at most ``max_task_rows`` rows per task: a seeded, class-proportional subsample.
+
+    Rule (:data:`ROW_CAP_RULE`): one uniform key per *node*, from ``torch_generator(seed,
+    "row_cap")``, shared by every task and split; a task with ``n > max_task_rows`` rows
+    (``n_pos`` positive) keeps its ``min(n_pos, ceil(max_task_rows * n_pos / n))`` positives
+    and its remaining negatives with the smallest keys. Because the keys are shared, the capped
+    tasks keep rows on largely the same nodes, so the gradient pass (whose cost is per node, for
+    all tasks at once) shrinks with the cap too. A task's rows do not depend on the other tasks.
+
+    Args:
+        mask: bool ``[N, T']`` rows of one split (after any validation subsample).
+        y: ``[N, T']`` labels of the same tasks.
+        max_task_rows: Most rows kept per task (``None``: ``mask`` is returned as is).
+        seed: Seed of the node keys.
+        task_chunk: Tasks processed together (memory ``~10 N task_chunk`` bytes).
+
+    Returns:
+        bool ``[N, T']``, a subset of ``mask``.
+
+    Raises:
+        GraphtagError: When ``max_task_rows`` is not a positive integer or ``None``.
+
+    Example:
+        >>> m = torch.ones(10, 2, dtype=torch.bool)
+        >>> y = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 5)
+        >>> cap_task_rows(m, y, 4, seed=0).sum(0).tolist()
+        [4, 4]
+    """
+    if max_task_rows is None:
+        return mask
+    if isinstance(max_task_rows, bool) or not isinstance(max_task_rows, int) or max_task_rows < 1:
+        raise GraphtagError(
+            f"max_task_rows must be a positive integer or None, got {max_task_rows!r}"
+        )
+    counts = mask.sum(0)
+    if not bool((counts > max_task_rows).any()):
+        return mask
+    num_nodes = mask.size(0)
+    keys = torch.rand(num_nodes, generator=torch_generator(seed, "row_cap"))
+    order = torch.argsort(keys)  # nodes by key
+    pos = y > 0.5
+    n_pos = (mask & pos).sum(0)
+    k_pos = torch.minimum(n_pos, torch.ceil(max_task_rows * n_pos / counts.clamp(min=1)).long())
+    k_neg = max_task_rows - k_pos
+    out = mask.clone()
+    for lo in range(0, mask.size(1), task_chunk):
+        cols = slice(lo, lo + task_chunk)
+        capped = counts[cols] > max_task_rows
+        if not bool(capped.any()):
+            continue
+        m, p = mask[order, cols], pos[order, cols]
+        # Rank of each row among its task's rows of the same class, in key order.
+        rank_pos = torch.cumsum(m & p, 0, dtype=torch.int32)
+        rank_neg = torch.cumsum(m & ~p, 0, dtype=torch.int32)
+        keep = m & torch.where(p, rank_pos <= k_pos[cols], rank_neg <= k_neg[cols])
+        keep |= m & ~capped  # tasks under the cap keep every row
+        out[order, cols] = keep
     return out
 
 
@@ -243,8 +282,8 @@ def extract_gradient_features(
         val_fraction: Fraction of each task's validation nodes to keep, per class (see
             :data:`VAL_SUBSAMPLE_RULE`); 1 keeps all.
         max_task_rows: Most training and most validation rows kept per task: a seeded,
-            class-proportional subsample (:data:`ROW_CAP_RULE`, seeded by ``seed``) where a
-            task has more (``None``: keep all; the pipeline uses
+            class-proportional subsample on shared node keys (:func:`cap_task_rows`, seeded by
+            ``seed``) where a task has more (``None``: keep all; the pipeline uses
             :data:`DEFAULT_MAX_TASK_ROWS`).
         max_rows: Refuse (before any computation) to keep more than this many rows.
         dtype: Storage dtype of the features (float32 or bfloat16).
@@ -279,23 +318,9 @@ def extract_gradient_features(
         projector.fit(model)
 
     y = data.y[:, task_idx].cpu()
-    train = subsample_val_mask(
-        data.train_mask[:, task_idx].cpu(),
-        y,
-        task_idx,
-        1.0,
-        seed,
-        max_task_rows=max_task_rows,
-        key="train_subsample",
-    )
-    val = subsample_val_mask(
-        data.val_mask[:, task_idx].cpu(),
-        y,
-        task_idx,
-        val_fraction,
-        seed,
-        max_task_rows=max_task_rows,
-    )
+    train = cap_task_rows(data.train_mask[:, task_idx].cpu(), y, max_task_rows, seed)
+    val = subsample_val_mask(data.val_mask[:, task_idx].cpu(), y, task_idx, val_fraction, seed)
+    val = cap_task_rows(val, y, max_task_rows, seed)
     keep = torch.stack([train, val]).permute(2, 0, 1)  # [T', 2, N]: (task, split, node)
     rows = keep.nonzero()  # sorted lexicographically by (task, split, node)
     num_rows = rows.size(0)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from graphtag._utils import torch_generator
 from graphtag.errors import GraphtagError
 from graphtag.gradients import (
     ROW_CAP_RULE,
@@ -14,6 +15,7 @@ from graphtag.gradients import (
     VAL,
     VAL_SUBSAMPLE_RULE,
     GradientProjector,
+    cap_task_rows,
     compute_projected_gradients,
     extract_gradient_features,
     subsample_val_mask,
@@ -143,34 +145,56 @@ def test_validation_subsample_rule(sign_setup) -> None:
 def test_row_cap_keeps_a_seeded_class_proportional_subsample(sign_setup) -> None:
     s = sign_setup
     data = s.data
-    tasks = torch.arange(3)
     counts = data.train_mask.sum(0)
     cap = int(counts.min()) - 1  # every task is capped
-    sub = subsample_val_mask(
-        data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap, key="train_subsample"
-    )
+    sub = cap_task_rows(data.train_mask, data.y, cap, seed=0)
     assert not (sub & ~data.train_mask).any()
     assert sub.sum(0).tolist() == [cap] * 3
     for t in range(3):
         n = int(counts[t])
         n_pos = int((data.train_mask[:, t] & (data.y[:, t] == 1)).sum())
-        assert int((sub[:, t] & (data.y[:, t] == 1)).sum()) == min(
-            n_pos, math.ceil(cap * n_pos / n)
-        )
-    # Seeded, keyed apart from the validation subsample, a no-op where the cap does not bind.
-    again = subsample_val_mask(
-        data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap, key="train_subsample"
-    )
-    assert torch.equal(sub, again)
-    other = subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap)
-    assert not torch.equal(sub, other)
-    loose = subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=10**6)
-    assert torch.equal(loose, data.train_mask)
+        kept_pos = int((sub[:, t] & (data.y[:, t] == 1)).sum())
+        assert kept_pos == min(n_pos, math.ceil(cap * n_pos / n))
+    # Seeded; a task's rows do not depend on the other tasks; no-op where the cap does not bind.
+    assert torch.equal(sub, cap_task_rows(data.train_mask, data.y, cap, seed=0))
+    alone = cap_task_rows(data.train_mask[:, [1]], data.y[:, [1]], cap, seed=0)
+    assert torch.equal(alone[:, 0], sub[:, 1])
+    assert not torch.equal(sub, cap_task_rows(data.train_mask, data.y, cap, seed=1))
+    assert torch.equal(cap_task_rows(data.train_mask, data.y, 10**6, seed=0), data.train_mask)
+    assert torch.equal(cap_task_rows(data.train_mask, data.y, None, seed=0), data.train_mask)
     with pytest.raises(GraphtagError, match="max_task_rows must be a positive integer or None"):
-        subsample_val_mask(data.train_mask, data.y, tasks, 1.0, seed=0, max_task_rows=0)
+        cap_task_rows(data.train_mask, data.y, 0, seed=0)
 
-    # In the features: exactly the capped rows of both splits, brute-force equal.
-    val_cap = subsample_val_mask(data.val_mask, data.y, tasks, 1.0, seed=0, max_task_rows=cap)
+
+def test_row_cap_shares_nodes_across_tasks() -> None:
+    # Shared node keys: tasks with the same rows keep the same nodes, and the kept nodes of
+    # many tasks concentrate on the low-key nodes (independent keys would spread them).
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(2000, 30, generator=g) < 0.5
+    y = (torch.rand(2000, 30, generator=g) < 0.3).float()
+    y[:, 1], mask[:, 1] = y[:, 0], mask[:, 0]
+    kept = cap_task_rows(mask, y, 100, seed=0, task_chunk=7)  # chunks give the same answer
+    assert torch.equal(kept, cap_task_rows(mask, y, 100, seed=0))
+    assert torch.equal(kept[:, 0], kept[:, 1])
+    union = int(kept.any(1).sum())
+    assert union < 0.5 * int(kept.sum())  # most kept nodes serve several tasks
+    # Brute force for one task: smallest keys per class.
+    keys = torch.rand(2000, generator=torch_generator(0, "row_cap"))
+    for cls, k in (
+        (1, math.ceil(100 * int((mask[:, 5] & (y[:, 5] == 1)).sum()) / int(mask[:, 5].sum()))),
+    ):
+        rows = torch.nonzero(mask[:, 5] & (y[:, 5] == cls)).flatten()
+        want = rows[torch.argsort(keys[rows])[:k]].sort().values
+        got = torch.nonzero(kept[:, 5] & (y[:, 5] == cls)).flatten()
+        assert torch.equal(got, want)
+
+
+def test_features_keep_the_capped_rows(sign_setup) -> None:
+    s = sign_setup
+    data = s.data
+    cap = int(data.train_mask.sum(0).min()) - 1
+    sub = cap_task_rows(data.train_mask, data.y, cap, seed=0)
+    val_cap = cap_task_rows(data.val_mask, data.y, cap, seed=0)
     proj = GradientProjector(dim=3).fit(s.model)
     feats = extract_gradient_features(
         s.model, s.inputs, data, proj, max_task_rows=cap, seed=0, dtype=torch.float64
