@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-subsets", type=_positive_int, required=True, help="subsets to check")
     p.add_argument("--subset-size", type=_positive_int, default=10, help="tasks per subset (10)")
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
+    p.add_argument(
+        "--reference",
+        default="gd",
+        choices=["gd", "base"],
+        help="real fine-tune to compare with: gd (deterministic full-batch gradient descent; "
+        "default) or base (the base model's recipe, run with two seeds to report its noise)",
+    )
     return parser
 
 

@@ -34,7 +34,7 @@ from ..executor import Job, run_jobs
 from ..models import GraphInputs
 from ..training import TrainConfig
 from ._affinity import pairwise_affinity, pairwise_loss_tables, subset_affinity
-from ._finetune import FINETUNE_RECIPE, finetune_subset
+from ._finetune import FINETUNE_RECIPES, finetune_subset
 from ._subsets import check_subsets, pairwise_subsets, sample_task_subsets
 
 __all__ = [
@@ -187,6 +187,7 @@ def _finetune_job(context: RealContext, job: Job) -> dict[str, Any]:
     """
     ctx = context.ready()
     subset = tuple(int(t) for t in job.key["subset"])
+    recipe = next(k for k, v in FINETUNE_RECIPES.items() if v == job.key["recipe"])
     try:
         res = finetune_subset(
             ctx.base_model,
@@ -195,6 +196,7 @@ def _finetune_job(context: RealContext, job: Job) -> dict[str, Any]:
             subset,
             ctx.config,
             seed=job.seed(job.key["seed"]),
+            recipe=recipe,
         )
     except NumericalError as exc:
         raise NumericalError(
@@ -226,12 +228,15 @@ def real_subset_losses(
     ray_address: str | None = None,
     num_gpus_per_job: float = 0,
     max_retries: int = 2,
+    recipe: str = "gd",
 ) -> np.ndarray:
     """Fine-tune every subset for real from theta0 and tabulate validation losses.
 
     Each subset ``S_k`` is one job: :func:`~graphtag.estimation.finetune_subset` from
-    ``context.base_model`` on the tasks of ``S_k`` (seed derived from ``seed`` and the job key),
-    then the validation BCE of each task of ``S_k`` at the selected checkpoint.
+    ``context.base_model`` on the tasks of ``S_k`` with ``recipe`` (seed derived from ``seed``
+    and the job key), then the validation BCE of each task of ``S_k`` at the selected
+    checkpoint. The job key holds the recipe's description, so checkpoints of one recipe are
+    never reused for another.
 
     Args:
         context: The shared :class:`RealContext`.
@@ -244,6 +249,8 @@ def real_subset_losses(
         ray_address: Ray cluster address (``"auto"``, ``"HOST:PORT"``; ``None``: local).
         num_gpus_per_job: GPUs per Ray task.
         max_retries: Retries of a failing fine-tune (and of a lost Ray worker).
+        recipe: Fine-tune recipe, a key of
+            :data:`~graphtag.estimation._finetune.FINETUNE_RECIPES` (``"gd"`` or ``"base"``).
 
     Returns:
         float64 ``[M, T]``: ``losses[k, t]`` is task ``t``'s validation BCE after fine-tuning
@@ -257,6 +264,9 @@ def real_subset_losses(
             message of this error repeats for the first failure.
     """
     context = _check_context(context)
+    if not isinstance(recipe, str) or recipe not in FINETUNE_RECIPES:
+        choices = ", ".join(repr(k) for k in FINETUNE_RECIPES)
+        raise GraphtagError(f"unknown fine-tune recipe {recipe!r}; choose one of {choices}")
     num_tasks = context.num_tasks
     subsets = check_subsets(subsets, num_tasks)
     fp = context.fingerprint()
@@ -265,7 +275,7 @@ def real_subset_losses(
             {
                 "kind": "finetune_subset",
                 "context": fp,
-                "recipe": FINETUNE_RECIPE,
+                "recipe": FINETUNE_RECIPES[recipe],
                 "subset": list(s),
                 "seed": int(seed),
             }

@@ -18,7 +18,7 @@ from ..memory import parse_memory_budget
 from ._config import EstimatorConfig, RunConfig
 from ._run import Run
 
-__all__ = ["check_estimator", "check_estimator_command", "compare_losses"]
+__all__ = ["check_estimator", "check_estimator_command", "compare_losses", "reference_noise"]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,6 +116,47 @@ def compare_losses(
     return out
 
 
+def reference_noise(
+    real: np.ndarray,
+    other: np.ndarray,
+    num_tasks: int,
+    min_subsets_per_task: int = 5,
+) -> dict[str, Any]:
+    """Seed noise of a stochastic reference: two fine-tunes of the same subsets, compared.
+
+    Args:
+        real: ``[M, T]`` real validation losses of the first seed (NaN outside the subset).
+        other: ``[M, T]`` the same subsets fine-tuned with a second seed.
+        num_tasks: ``T``.
+        min_subsets_per_task: Tasks in fewer subsets are left out of ``within_task_spearman``.
+
+    Returns:
+        Dict with ``within_task_spearman`` (mean over tasks in at least
+        ``min_subsets_per_task`` subsets of the Spearman correlation between the two seeds'
+        losses of that task; tasks whose losses are constant are left out), ``count`` (tasks
+        in that mean), ``relative_difference`` (mean ``|L1 - L2| / L1`` over (subset, task)
+        pairs with ``L1 > 0``) and ``num_pairs``. An estimator's ``within_task_spearman``
+        against one seed's table can hardly exceed about the square root of this one.
+    """
+    member = ~np.isnan(real) & ~np.isnan(other)
+    within = []
+    for t in range(num_tasks):
+        rows = member[:, t]
+        if rows.sum() >= min_subsets_per_task:
+            r = _spearman(real[rows, t], other[rows, t])
+            if np.isfinite(r):
+                within.append(r)
+    a, b = real[member], other[member]
+    ok = a > 0
+    rel = np.abs(a[ok] - b[ok]) / a[ok]
+    return {
+        "within_task_spearman": _none(float(np.mean(within))) if within else None,
+        "relative_difference": _none(float(rel.mean())) if rel.size else None,
+        "count": len(within),
+        "num_pairs": int(member.sum()),
+    }
+
+
 def _network_loss_fn(run: Run, feats: Any) -> Any:
     """``fn(subsets, weights)``: the real network at theta0 + P w on the features' val rows."""
     from ..gradients import VAL, GradientProjector, network_subset_losses
@@ -139,13 +180,18 @@ def _network_loss_fn(run: Run, feats: Any) -> Any:
 
 
 def _checkpointed_seconds(
-    folder: Any, fingerprint: str, subsets: list[tuple[int, ...]]
+    folder: Any,
+    fingerprint: str,
+    subsets: list[tuple[int, ...]],
+    recipe: dict[str, Any],
+    seed: int,
 ) -> float | None:
     """Summed compute seconds of the fine-tunes of ``subsets`` recorded in their checkpoints.
 
     Checkpoints (``graphtag.executor``) hold each job's key and seconds, so the cost of a real
-    fine-tune is known even when it was trained by an earlier, interrupted check. ``None`` when
-    some subset has no readable record (the caller then uses this process's wall clock).
+    fine-tune is known even when it was trained by an earlier, interrupted check. Only records of
+    this context, ``recipe`` and ``seed`` count. ``None`` when some subset has no readable record
+    (the caller then uses this process's wall clock).
     """
     import json
 
@@ -156,7 +202,12 @@ def _checkpointed_seconds(
             rec = json.loads(path.read_text())
             key = rec["key"]
             subset = tuple(int(t) for t in key["subset"])
-            if key.get("context") == fingerprint and subset in wanted:
+            if (
+                key.get("context") == fingerprint
+                and key.get("recipe") == recipe
+                and key.get("seed") == seed
+                and subset in wanted
+            ):
                 found[subset] = float(rec["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -172,23 +223,41 @@ def check_estimator(
     *,
     executor: str = "local",
     ray_address: str | None = None,
+    reference: str = "gd",
 ) -> dict[str, Any]:
     """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real.
 
-    The reference is :func:`graphtag.estimation.finetune_subset` (deterministic full-batch
-    gradient descent from theta0, :data:`~graphtag.estimation._finetune.FINETUNE_STEPS` steps of
-    size :data:`~graphtag.estimation._finetune.FINETUNE_LR`), run through
-    :func:`graphtag.estimation.real_subset_losses` (checkpointed per subset under
-    ``run.out / "finetune"``, so an interrupted check resumes). The surrogates use the run's
-    estimator settings; with ``l2=None`` (the default) their ridge is the absolute
-    :func:`~graphtag.estimation._finetune.matched_ridge` of that budget, ``1 / (lr * steps)``.
+    The reference is :func:`graphtag.estimation.finetune_subset` with recipe ``reference``,
+    run through :func:`graphtag.estimation.real_subset_losses` (checkpointed per subset, seed
+    and recipe under ``run.out / "finetune"``, so an interrupted check resumes and a check with
+    the other recipe reuses nothing):
+
+    * ``"gd"`` (default): deterministic full-batch gradient descent from theta0,
+      :data:`~graphtag.estimation._finetune.FINETUNE_STEPS` steps of size
+      :data:`~graphtag.estimation._finetune.FINETUNE_LR`. ``reference_noise`` is ``None`` (a
+      second fine-tune gives the same losses).
+    * ``"base"``: the base model's recipe (Adam, dropout, mini-batches, early stopping on the
+      subset's validation loss). Every subset is fine-tuned twice, with seeds ``seed`` and
+      ``seed + 1``; the statistics compare the estimates with the first seed's table,
+      ``vs_mean_of_seeds`` with the mean of both, and ``reference_noise``
+      (:func:`reference_noise`) compares the two seeds' tables: the ceiling any estimator can
+      reach against this reference.
+
+    The surrogates use the run's estimator settings whatever the reference; with ``l2=None``
+    (the default) their ridge is the absolute
+    :func:`~graphtag.estimation._finetune.matched_ridge` of the ``"gd"`` budget,
+    ``1 / (lr * steps)``.
 
     Timings: ``fixed_seconds`` is what Grad-TAG pays once whatever the number of subsets (base
     model, gradient features, per-task statistics); ``estimate_seconds_per_subset`` the
     surrogate fits and loss estimates of the checked subsets per subset;
-    ``finetune_seconds_per_subset`` the compute seconds of a real fine-tune (from the
-    checkpoints, so a resumed check reports the fine-tunes of earlier runs too), and
-    ``marginal_cost_ratio`` their ratio.
+    ``finetune_seconds_per_subset`` the compute seconds of one real fine-tune of a subset
+    (from the checkpoints, so a resumed check reports the fine-tunes of earlier runs too; with
+    ``"base"`` the mean over both seeds' fine-tunes), and ``marginal_cost_ratio`` their ratio.
+
+    Raises:
+        GraphtagError: For an unknown ``reference``, a subset size above ``T`` or a bad
+            estimator loss.
     """
     from ..estimation import (
         RealContext,
@@ -201,11 +270,14 @@ def check_estimator(
     )
     from ..estimation._finetune import (
         FINETUNE_LR,
-        FINETUNE_RECIPE,
+        FINETUNE_RECIPES,
         FINETUNE_STEPS,
         matched_ridge,
     )
 
+    if not isinstance(reference, str) or reference not in FINETUNE_RECIPES:
+        choices = ", ".join(FINETUNE_RECIPES)
+        raise GraphtagError(f"--reference {reference!r} is not a fine-tune recipe; use {choices}")
     data = run.data
     num_tasks = int(data.y.size(1))
     if subset_size > num_tasks:
@@ -246,23 +318,46 @@ def check_estimator(
     base = np.asarray(base_losses(feats).double().cpu())
 
     context = RealContext(base_model, data, run.inputs, run.config.train)
-    t0 = time.perf_counter()
-    real = real_subset_losses(
-        context,
-        subsets,
-        seed=run.config.seed,
-        executor=executor,
-        checkpoint_dir=run.out / "finetune",
-        progress=run.progress,
-        ray_address=ray_address,
-    )
-    real_seconds = _checkpointed_seconds(run.out / "finetune", context.fingerprint(), subsets)
-    if real_seconds is None:
-        real_seconds = time.perf_counter() - t0
+    recipe = FINETUNE_RECIPES[reference]
+    seeds = [run.config.seed] if reference == "gd" else [run.config.seed, run.config.seed + 1]
+    tables, real_seconds = [], 0.0
+    for seed in seeds:
+        t0 = time.perf_counter()
+        tables.append(
+            real_subset_losses(
+                context,
+                subsets,
+                seed=seed,
+                executor=executor,
+                checkpoint_dir=run.out / "finetune",
+                progress=run.progress,
+                ray_address=ray_address,
+                recipe=reference,
+            )
+        )
+        seconds = _checkpointed_seconds(
+            run.out / "finetune", context.fingerprint(), subsets, recipe, seed
+        )
+        real_seconds += time.perf_counter() - t0 if seconds is None else seconds
+    real = tables[0]
     stats = compare_losses(subsets, estimated_np, real, base, num_tasks)
+    stats["reference"] = reference
+    if len(tables) > 1:
+        stats["reference_noise"] = {
+            **reference_noise(real, tables[1], num_tasks),
+            "seeds": seeds,
+        }
+        stats["vs_mean_of_seeds"] = compare_losses(
+            subsets, estimated_np, (tables[0] + tables[1]) / 2, base, num_tasks
+        )
+    else:
+        stats["reference_noise"] = None
+        stats["reference_noise_note"] = (
+            "the gd reference is deterministic: a second fine-tune gives the same losses"
+        )
     m = len(subsets)
     est_marginal = est_seconds / m
-    real_marginal = real_seconds / m
+    real_marginal = real_seconds / (m * len(tables))
     n_ref = 2000
     stats.update(
         {
@@ -270,7 +365,7 @@ def check_estimator(
             "subset_size": subset_size,
             "converged": int(torch.as_tensor(fit.converged).sum()),
             "l2_absolute": float(fit.l2),
-            "finetune": dict(FINETUNE_RECIPE),
+            "finetune": dict(recipe),
             "timings": {
                 "fixed_seconds": fixed_seconds,
                 "statistics_seconds": stats_seconds,
@@ -295,6 +390,10 @@ def check_estimator(
         [_none(v) for v in estimated_np[k, list(s)]] for k, s in enumerate(subsets)
     ]
     stats["real_losses"] = [[_none(v) for v in real[k, list(s)]] for k, s in enumerate(subsets)]
+    if len(tables) > 1:
+        stats["real_losses_second_seed"] = [
+            [_none(v) for v in tables[1][k, list(s)]] for k, s in enumerate(subsets)
+        ]
     return stats
 
 
@@ -330,6 +429,7 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
         args.subset_size,
         executor=getattr(args, "executor", "local"),
         ray_address=getattr(args, "ray_address", None),
+        reference=getattr(args, "reference", "gd"),
     )
     report = run.header()
     report["estimator"] = asdict(est)
@@ -338,10 +438,18 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
     save_json(run.out / "estimator.json", report)
     if not args.quiet:
         within = stats["within_task_spearman"]
+        noise = stats["reference_noise"]
+        noise_text = ""
+        if noise is not None:
+            seeds = noise["within_task_spearman"]
+            noise_text = (
+                f", reference seed-to-seed within-task spearman "
+                f"{'n/a' if seeds is None else f'{seeds:.3f}'}"
+            )
         print(
             f"relative error {stats['relative_error']:.4f} (baseline "
             f"{stats['baseline_relative_error']:.4f}), within-task spearman "
-            f"{'n/a' if within is None else f'{within:.3f}'}, marginal cost ratio "
+            f"{'n/a' if within is None else f'{within:.3f}'}{noise_text}, marginal cost ratio "
             f"{stats['timings']['marginal_cost_ratio']:.4g} -> {run.out}/estimator.json"
         )
     return report

@@ -667,6 +667,7 @@ BAD_CHOICES = {
     "--executor": ["foo", ""],
 }
 RUN_CHOICES = {"--method": ["foo", "gradtag", ""], "--grouping": ["foo", "SDP"]}
+CHECK_CHOICES = {"--reference": ["adam", "GD", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
 BAD_MAX_GROUPS = ["1", "0", "-2", "six", "2.5", "", "auto"]
 BAD_DEVICES = [
@@ -703,6 +704,7 @@ def test_every_cli_flag_has_bad_input_rows():
     for cmd, subparser in sub.choices.items():
         covered = {"--seed", *COUNT_FLAGS.get(cmd, []), *BAD_CHOICES, *OTHER_FLAGS}
         covered |= set(RUN_CHOICES) if cmd == "run" else set()
+        covered |= set(CHECK_CHOICES) if cmd == "check-estimator" else set()
         for action in subparser._actions:
             flags = [f for f in action.option_strings if f.startswith("--")]
             if not flags or action.nargs == 0 or flags[0] in NOT_YET_COVERED:
@@ -721,6 +723,7 @@ def _parse_cases() -> list:
                 pattern = rf"^graphtag: error: {cmd}: argument {flag}: {re.escape(message)}"
                 cases.append(pytest.param(argv, pattern, id=f"flag/{cmd} {flag} {name}"))
         choices = {**BAD_CHOICES, **(RUN_CHOICES if cmd == "run" else {})}
+        choices |= CHECK_CHOICES if cmd == "check-estimator" else {}
         for flag, values in choices.items():
             for value in values:
                 argv = [*COMMANDS[cmd], flag, value]

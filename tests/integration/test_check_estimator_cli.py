@@ -14,9 +14,14 @@ from graphtag.cli import main
 from graphtag.data import build_multilabel_graph
 from graphtag.errors import GraphtagError
 from graphtag.estimation import finetune_subset
-from graphtag.estimation._finetune import FINETUNE_LR, FINETUNE_STEPS, matched_ridge
+from graphtag.estimation._finetune import (
+    FINETUNE_LR,
+    FINETUNE_RECIPES,
+    FINETUNE_STEPS,
+    matched_ridge,
+)
 from graphtag.models import prepare_inputs
-from graphtag.pipeline._check import compare_losses
+from graphtag.pipeline._check import compare_losses, reference_noise
 from graphtag.training import TrainConfig, fit_model
 
 SYNTH = "synthetic:num_nodes=400,num_tasks=5,num_groups=2"
@@ -229,3 +234,91 @@ def test_issue_targets_on_wikipedia_pos(tmp_path):
     assert rep["relative_error"] <= 0.05
     assert rep["relative_error"] < 0.5 * rep["baseline_relative_error"]
     assert rep["within_task_spearman"] >= 0.6
+
+
+def test_check_estimator_base_reference_reports_its_seed_noise(tmp_path):
+    out = tmp_path / "base"
+    assert _cli(out, "--reference", "base", "--num-subsets", "8", "--seed", "4") == 0
+    rep = json.loads((out / "estimator.json").read_text())
+    assert rep["reference"] == "base" and rep["finetune"] == FINETUNE_RECIPES["base"]
+    assert len(list((out / "finetune").iterdir())) == 16  # two fine-tunes per subset
+    noise = rep["reference_noise"]
+    assert set(noise) == {
+        "within_task_spearman",
+        "relative_difference",
+        "count",
+        "num_pairs",
+        "seeds",
+    }
+    assert noise["seeds"] == [4, 5] and noise["num_pairs"] == 24
+    # Brute force from the two seeds' tables written to the report.
+    nan = np.nan
+    first = np.full((8, 5), nan)
+    second = np.full((8, 5), nan)
+    for k, s in enumerate(rep["subsets"]):
+        first[k, s] = rep["real_losses"][k]
+        second[k, s] = rep["real_losses_second_seed"][k]
+    assert not np.array_equal(first, second, equal_nan=True)  # the base recipe is seeded
+    m = ~np.isnan(first)
+    want = [
+        spearmanr(first[m[:, t], t], second[m[:, t], t]).statistic
+        for t in range(5)
+        if m[:, t].sum() >= 5
+    ]
+    want = [w for w in want if np.isfinite(w)]
+    assert noise["count"] == len(want) >= 1
+    assert noise["within_task_spearman"] == pytest.approx(np.mean(want))
+    rel = np.abs(first[m] - second[m]) / first[m]
+    assert noise["relative_difference"] == pytest.approx(rel.mean())
+    # The estimator is scored against the first seed, and against the mean of both seeds.
+    est = np.full((8, 5), nan)
+    for k, s in enumerate(rep["subsets"]):
+        est[k, s] = rep["estimated_losses"][k]
+    rel_est = np.abs(est[m] - first[m]) / first[m]
+    assert rep["relative_error"] == pytest.approx(rel_est.mean())
+    mean = (first + second) / 2
+    rel_mean = np.abs(est[m] - mean[m]) / mean[m]
+    assert rep["vs_mean_of_seeds"]["relative_error"] == pytest.approx(rel_mean.mean())
+    # A gd check in the same folder reuses the base model and features but none of the base
+    # recipe's fine-tunes, and records that its reference has no seed noise.
+    assert _cli(out, "--num-subsets", "8", "--seed", "4") == 0
+    gd = json.loads((out / "estimator.json").read_text())
+    assert gd["reference"] == "gd" and gd["reference_noise"] is None
+    assert gd["finetune"] == FINETUNE_RECIPES["gd"] and "vs_mean_of_seeds" not in gd
+    assert "deterministic" in gd["reference_noise_note"]
+    assert len(list((out / "finetune").iterdir())) == 24
+    assert gd["estimated_losses"] == rep["estimated_losses"]
+    assert gd["real_losses"] != rep["real_losses"]
+
+
+def test_reference_noise_against_hand_computed_values():
+    nan = np.nan
+    a = np.array([[1.0, 2.0], [2.0, nan], [3.0, 1.0], [4.0, 3.0], [5.0, 4.0], [6.0, 5.0]])
+    b = np.array([[1.5, 2.0], [1.0, nan], [3.0, 2.0], [4.0, 1.0], [6.0, 5.0], [5.0, 4.0]])
+    out = reference_noise(a, b, num_tasks=2, min_subsets_per_task=5)
+    # Task 0 (6 subsets) counts, task 1 (5 subsets) too; both by scipy's spearman.
+    want = [
+        spearmanr(a[:, 0], b[:, 0]).statistic,
+        spearmanr(a[[0, 2, 3, 4, 5], 1], b[[0, 2, 3, 4, 5], 1]).statistic,
+    ]
+    assert out["count"] == 2 and out["num_pairs"] == 11
+    assert out["within_task_spearman"] == pytest.approx(np.mean(want))
+    m = ~np.isnan(a)
+    assert out["relative_difference"] == pytest.approx(np.mean(np.abs(a[m] - b[m]) / a[m]))
+    # Tasks in fewer subsets than the minimum, or with constant losses, are left out.
+    out = reference_noise(a, b, num_tasks=2, min_subsets_per_task=6)
+    assert out["count"] == 1
+    assert out["within_task_spearman"] == pytest.approx(want[0])
+    flat = reference_noise(np.ones((6, 1)), b[:, :1], num_tasks=1)
+    assert flat["count"] == 0 and flat["within_task_spearman"] is None
+
+
+@pytest.mark.parametrize("value", ["adam", "GD", ""])
+def test_bad_reference_is_one_error_line(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as info:
+        _cli(tmp_path / "bad", "--reference", value)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("graphtag: error: check-estimator: ")
+    assert f"argument --reference: invalid choice: {value!r} (choose from 'gd', 'base')" in err
+    assert not (tmp_path / "bad").exists()

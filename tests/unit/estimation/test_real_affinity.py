@@ -52,7 +52,8 @@ class StubTrainer:
     def __init__(self, table: dict[tuple[int, ...], list[float]]) -> None:
         self.table, self.calls = table, []
 
-    def __call__(self, base_model, data, inputs, subset, config, *, seed=0):
+    def __call__(self, base_model, data, inputs, subset, config, *, seed=0, recipe="gd"):
+        assert recipe == "gd"
         tasks = [int(t) for t in subset]
         self.calls.append((tuple(tasks), seed))
         losses = torch.tensor(self.table[tuple(tasks)], dtype=torch.float64)
