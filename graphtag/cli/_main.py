@@ -65,6 +65,12 @@ def _at_least_two(text: str) -> int:
     return _int_flag(text, 2, MAX_COUNT, "an integer >= 2")
 
 
+def _max_task_rows(text: str) -> int | str:
+    if text == "all":
+        return text
+    return _int_flag(text, 1, MAX_COUNT, "a positive integer or 'all'")
+
+
 def _num_groups(text: str) -> int | str:
     if text == "auto":
         return text
@@ -158,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-subsets", type=_positive_int, default=None, help="sampled task subsets")
     p.add_argument("--subset-size", type=_positive_int, default=None, help="tasks per subset")
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
+    p.add_argument(
+        "--max-task-rows",
+        type=_max_task_rows,
+        default=None,
+        help="most training and most validation rows per task in the gradient features "
+        "(a seeded subsample; default 10000), or all",
+    )
 
     p = sub.add_parser(
         "check-estimator", help="compare Grad-TAG loss estimates with real fine-tuning"
@@ -166,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-subsets", type=_positive_int, required=True, help="subsets to check")
     p.add_argument("--subset-size", type=_positive_int, default=10, help="tasks per subset (10)")
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
+    p.add_argument(
+        "--max-task-rows",
+        type=_max_task_rows,
+        default=None,
+        help="most training and most validation rows per task in the gradient features "
+        "(a seeded subsample; default 10000), or all",
+    )
     p.add_argument(
         "--reference",
         default="gd",

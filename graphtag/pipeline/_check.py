@@ -411,6 +411,9 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
         "loss": getattr(args, "estimator_loss", None),
     }
     est = replace(est, **{k: v for k, v in overrides.items() if v is not None})
+    rows = getattr(args, "max_task_rows", None)  # "all" keeps every row
+    if rows is not None:
+        est = replace(est, max_task_rows=None if rows == "all" else rows)
     from ._commands import train_config_from_args
 
     train = train_config_from_args(args)

@@ -214,6 +214,9 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import replace
 
     est = replace(est, **{k: v for k, v in changes.items() if v is not None})
+    rows = getattr(args, "max_task_rows", None)  # "all" keeps every row
+    if rows is not None:
+        est = replace(est, max_task_rows=None if rows == "all" else rows)
     config = RunConfig(
         dataset=args.dataset,
         seed=args.seed,

@@ -669,6 +669,7 @@ BAD_CHOICES = {
 RUN_CHOICES = {"--method": ["foo", "gradtag", ""], "--grouping": ["foo", "SDP"]}
 CHECK_CHOICES = {"--reference": ["adam", "GD", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
+BAD_MAX_TASK_ROWS = ["0", "-5", "ALL", "1e4", "", "none"]
 BAD_MAX_GROUPS = ["1", "0", "-2", "six", "2.5", "", "auto"]
 BAD_DEVICES = [
     ("tpu", r"unknown device 'tpu'; use 'auto', 'cpu' or 'cuda\[:N\]'"),
@@ -690,6 +691,7 @@ OTHER_FLAGS = {
     "--num-groups",
     "--max-groups",
     "--max-memory",
+    "--max-task-rows",
 }
 #: Flags not covered yet.
 NOT_YET_COVERED: set[str] = set()
@@ -760,6 +762,19 @@ def _parse_cases() -> list:
                 id=f"flag/--num-groups {value!r}",
             )
         )
+    for command in ("run", "check-estimator"):
+        for value in BAD_MAX_TASK_ROWS:
+            pattern = (
+                rf"{command}: argument --max-task-rows: expected a positive integer or 'all', "
+                rf"got '{value}'"
+            )
+            cases.append(
+                pytest.param(
+                    [*COMMANDS[command], "--max-task-rows", value],
+                    pattern,
+                    id=f"flag/{command} --max-task-rows {value!r}",
+                )
+            )
     for value in BAD_MAX_GROUPS:
         pattern = rf"run: argument --max-groups: expected an integer >= 2, got '{value}'"
         cases.append(

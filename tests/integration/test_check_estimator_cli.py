@@ -322,3 +322,20 @@ def test_bad_reference_is_one_error_line(tmp_path, capsys, value):
     assert err.count("\n") == 1 and err.startswith("graphtag: error: check-estimator: ")
     assert f"argument --reference: invalid choice: {value!r} (choose from 'gd', 'base')" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_max_task_rows_flag_caps_the_feature_rows(tmp_path):
+    from graphtag.artifacts import load_npz
+
+    out = tmp_path / "capped"
+    assert _cli(out, "--max-task-rows", "20") == 0
+    rep = json.loads((out / "estimator.json").read_text())
+    assert rep["estimator"]["max_task_rows"] == 20
+    meta = json.loads(str(load_npz(out / "features.npz")["meta"]))
+    # 400 nodes, 5 tasks, 20% train and 20% validation per task: every task is capped.
+    assert meta["num_train_rows"] == meta["num_val_rows"] == 5 * 20
+    assert meta["max_task_rows"] == 20
+    # "all" keeps every row, and the changed setting recomputes the features stage.
+    assert _cli(out, "--max-task-rows", "all") == 0
+    meta = json.loads(str(load_npz(out / "features.npz")["meta"]))
+    assert meta["max_task_rows"] is None and meta["num_train_rows"] == 5 * 80
