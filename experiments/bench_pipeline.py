@@ -29,6 +29,13 @@ Commands:
     python experiments/bench_pipeline.py --nodes 100000,300000 --tasks 100 --epochs 20 \
         --projection-dim 200 --num-subsets 1000 --evaluate
     python experiments/bench_pipeline.py --smoke --out runs/bench_pipeline
+    python experiments/bench_pipeline.py --device cuda --in-process --nodes 1000000 --tasks 500 \
+        --num-groups 50 --avg-degree 40 --epochs 20 --projection-dim 200 --num-subsets 2000 \
+        --subset-size 10     # the scale issue's GPU target (experiments/device_check.sh)
+
+With ``--device cuda`` every stage also records its peak device memory
+(``torch.cuda.max_memory_allocated``, reset at the stage start) next to the estimate's device
+part, and each row names the device.
 """
 
 from __future__ import annotations
@@ -73,6 +80,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num-subsets", type=int, default=300, help="Grad-TAG subsets M")
     p.add_argument("--subset-size", type=int, default=5, help="tasks per subset")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default) or cuda[:N]: the run's device; per-stage peak device memory is "
+        "recorded (torch.cuda.max_memory_allocated) with the device name",
+    )
+    p.add_argument(
+        "--num-groups",
+        type=int,
+        default=None,
+        help="planted groups of the graph and k of the clustering (default min(4, T))",
+    )
     p.add_argument("--evaluate", action="store_true", help="also train the grouped models")
     p.add_argument("--in-process", action="store_true", help="no subprocess per size")
     p.add_argument("--glibc-defaults", action="store_true", help="no allocator set-up, no release")
@@ -103,6 +122,8 @@ def git_sha() -> str:
 
 def run_size(job: dict) -> dict:
     """All stages of one (N, T) through graphtag.pipeline.Run; seconds and memory per stage."""
+    import torch
+
     from graphtag.memory import (
         PeakTracker,
         configure_allocator,
@@ -114,18 +135,21 @@ def run_size(job: dict) -> dict:
     from graphtag.training import TrainConfig
 
     n, t = job["num_nodes"], job["num_tasks"]
+    k = min(4, t) if job.get("num_groups") is None else int(job["num_groups"])
     spec = (
-        f"synthetic:num_nodes={n},num_tasks={t},num_groups={min(4, t)},"
+        f"synthetic:num_nodes={n},num_tasks={t},num_groups={k},"
         f"avg_degree={job['avg_degree']},seed={job['seed']}"
     )
-    train = TrainConfig(epochs=job["epochs"], hidden_channels=job["hidden_channels"], device="cpu")
+    device = job.get("device", "cpu")
+    cuda = torch.device(device).type == "cuda"
+    train = TrainConfig(epochs=job["epochs"], hidden_channels=job["hidden_channels"], device=device)
     estimator = EstimatorConfig(
         projection_dim=job["projection_dim"],
         num_subsets=job["num_subsets"],
         subset_size=job["subset_size"],
     )
     config = RunConfig(
-        dataset=spec, seed=job["seed"], train=train, estimator=estimator, num_groups=min(4, t)
+        dataset=spec, seed=job["seed"], train=train, estimator=estimator, num_groups=k
     )
     tuned = not job["glibc_defaults"]
     if tuned:
@@ -139,8 +163,13 @@ def run_size(job: dict) -> dict:
         def stage(name: str, fn: Callable[[], Any]) -> Any:
             nonlocal peak
             cpu = time.process_time()
+            if cuda:
+                torch.cuda.synchronize(device)
+                torch.cuda.reset_peak_memory_stats(device)
             with PeakTracker() as tracker:
                 value = fn()
+                if cuda:
+                    torch.cuda.synchronize(device)
             peak = max(peak, tracker.peak)
             if tuned:
                 release_memory()
@@ -152,12 +181,13 @@ def run_size(job: dict) -> dict:
                     "rss_growth": tracker.growth,
                     "rss_peak_above_start": tracker.peak - start_rss,
                     "method": tracker.method,
+                    "device_peak": torch.cuda.max_memory_allocated(device) if cuda else None,
                 }
             )
             return value
 
         data = stage("data", lambda: run.data)
-        estimate = estimate_data_memory(data, train, estimator)
+        estimate = estimate_data_memory(data, train, estimator, device=device)
         stage("inputs", lambda: run.inputs)
         stage("base_training", run.base_model)
         feats = stage("features", run.features)
@@ -176,7 +206,11 @@ def run_size(job: dict) -> dict:
         if name == "surrogate":
             est += feature_bytes
         row["estimate"] = est
+        if cuda and name in STAGES:
+            dev = estimate.stage(name)
+            row["device_estimate"] = dev.device_held + dev.device_transient
     return {
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "num_nodes": n,
         "num_tasks": t,
         "num_edges": int(data.edge_index.size(1)) // 2,
@@ -217,11 +251,11 @@ def mib(num: float | None) -> str:
 def print_table(result: dict) -> None:
     print(
         f"\nN={result['num_nodes']} T={result['num_tasks']} E={result['num_edges']} "
-        f"F={result['num_features']}"
+        f"F={result['num_features']} device={result.get('device', 'cpu')}"
     )
     print(
         f"{'stage':<17}{'seconds':>9}{'cpu s':>9}{'RSS growth MiB':>16}{'estimate MiB':>14}"
-        f"{'est/meas':>10}"
+        f"{'est/meas':>10}{'device peak MiB':>17}{'device est MiB':>16}"
     )
     for r in result["stages"]:
         ratio = (
@@ -232,6 +266,7 @@ def print_table(result: dict) -> None:
         print(
             f"{r['stage']:<17}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}"
             f"{mib(r['rss_growth']):>16}{mib(r['estimate']):>14}{ratio:>10}"
+            f"{mib(r.get('device_peak')):>17}{mib(r.get('device_estimate')):>16}"
         )
     print(
         f"{'run peak':<17}{result['total_seconds']:>9.2f}{'':>9}"
@@ -302,6 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
             "seed": args.seed,
             "evaluate": args.evaluate,
             "glibc_defaults": args.glibc_defaults,
+            "device": args.device,
+            "num_groups": args.num_groups,
         }
         for t in tasks
         for n in nodes
