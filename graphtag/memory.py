@@ -577,9 +577,10 @@ def estimate_run_memory(
     st.add("first stage manifest", _MANIFEST_IMPORT_BYTES, "held")
     st.add("optimiser + grads + best state", 16 * P, "transient", device=True)
     st.add("labels and masks", 6 * N * T + 5 * val_nodes * T, "transient")
-    st.add("validation scores", 12 * val_nodes * T + 100 * r_va_all, "transient")
+    # Each epoch's validation logits, loss and ROC-AUC live on the compute device.
+    st.add("validation scores", 12 * val_nodes * T + 100 * r_va_all, "transient", device=True)
     if on_device:
-        st.add("labels on device", 5 * N * T, "transient", device=True)
+        st.add("labels on device", 5 * N * T + 2 * val_nodes * T, "transient", device=True)
     bt, be = min(int(tc.batch_size), N), min(int(tc.eval_batch_size), N)
     if mp:
         fanouts = tc.resolved_fanouts

@@ -191,7 +191,8 @@ def _auc_labelled(y: Tensor, s: Tensor, m: Tensor) -> Tensor:
 
     Works on the ``R`` labelled entries only (memory and time ``O(R log R)``, independent of
     the unlabelled ones), so validating a model whose tasks each label a fifth of the nodes
-    costs a fifth of a dense per-column sort.
+    costs a fifth of a dense per-column sort. Device-agnostic: training calls it on the model's
+    device with trusted inputs (no validation copies to the CPU).
 
     Args:
         y: bool ``[N, T]`` labels.
@@ -205,20 +206,22 @@ def _auc_labelled(y: Tensor, s: Tensor, m: Tensor) -> Tensor:
     task, node, sc = _labelled_order(s, m)
     pos = y.t()[task, node].to(torch.float64)
     count = torch.bincount(task, minlength=num_tasks)
-    p = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, task, pos)
+    dev = m.device
+    p = torch.zeros(num_tasks, dtype=torch.float64, device=dev).index_add_(0, task, pos)
     neg = count.to(torch.float64) - p
     total = sc.numel()
     if total == 0:
-        return torch.full((num_tasks,), math.nan, dtype=torch.float64)
+        return torch.full((num_tasks,), math.nan, dtype=torch.float64, device=dev)
     # Tie groups: runs of equal (task, score); each member gets the group's average rank.
-    new = torch.ones(total, dtype=torch.bool)
+    new = torch.ones(total, dtype=torch.bool, device=dev)
     new[1:] = (task[1:] != task[:-1]) | (sc[1:] != sc[:-1])
     first = torch.nonzero(new).flatten()
     last = torch.cat([first[1:], first.new_tensor([total])]) - 1
     task_start = torch.cumsum(count, 0) - count
     avg_rank = (first + last).to(torch.float64) / 2 + 1 - task_start[task[first]]
     rank = avg_rank[torch.cumsum(new, 0) - 1]
-    rank_sum = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, task, rank * pos)
+    rank_sum = torch.zeros(num_tasks, dtype=torch.float64, device=dev)
+    rank_sum.index_add_(0, task, rank * pos)
     auc = (rank_sum - p * (p + 1) / 2) / (p * neg)
     return torch.where((p > 0) & (neg > 0), auc, torch.full_like(auc, math.nan))
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .._utils import derive_seed, resolve_device
 from ..errors import GraphtagError, NumericalError, preview
-from ..metrics import roc_auc_scores
+from ..metrics._evaluator import _auc_labelled
 from ..models import SIGN, GraphInputs, MultiTaskGNN, NodeBatch, build_model, check_tasks
 from ._config import TrainConfig
 from ._loss import masked_bce, per_task_bce
@@ -88,6 +88,18 @@ def predict(
         >>> predict(model, inputs).shape
         torch.Size([4, 2])
     """
+    return _predict(model, inputs, nodes, batch_size, to_cpu=True)
+
+
+def _predict(
+    model: nn.Module,
+    inputs: GraphInputs,
+    nodes: Tensor | Sequence[int] | None,
+    batch_size: int,
+    *,
+    to_cpu: bool,
+) -> Tensor:
+    """:func:`predict`, with the logits left on the model's device when ``to_cpu`` is false."""
     device = _model_device(model)
     if device != inputs.device:
         raise GraphtagError(
@@ -100,11 +112,12 @@ def predict(
     try:
         with torch.no_grad():
             for b in inputs.batches(nodes, batch_size, train=False):
-                outs.append(model(*b.args)[b.out].float().cpu())
+                out = model(*b.args)[b.out].float()
+                outs.append(out.cpu() if to_cpu else out)
     finally:
         model.train(was_training)
     if not outs:
-        return torch.zeros(0, _num_outputs(model))
+        return torch.zeros(0, _num_outputs(model), device="cpu" if to_cpu else device)
     return torch.cat(outs)
 
 
@@ -261,9 +274,14 @@ def _diverged(
 
 
 def _val_scores(logits: Tensor, y: Tensor, mask: Tensor, defined: Tensor) -> tuple[float, float]:
+    """Mean validation BCE and mean ROC-AUC over ``defined`` tasks, on the logits' device.
+
+    ``logits`` float32, ``y`` and ``mask`` bool ``[n, T]`` on one device (validated once by
+    :func:`fit_model`, so the per-epoch check and CPU copies of the public metric are skipped).
+    """
     loss = per_task_bce(logits, y, mask)
     val_loss = float(loss[~torch.isnan(loss)].mean()) if (~torch.isnan(loss)).any() else math.nan
-    auc = roc_auc_scores(y, logits, mask)
+    auc = _auc_labelled(y, logits, mask).cpu()
     val_auc = float(auc[defined].mean()) if bool(defined.any()) else math.nan
     return val_loss, val_auc
 
@@ -370,6 +388,8 @@ def fit_model(
 
     device = inputs.device
     y_dev, train_dev = y_all.to(device), train_mask.to(device)
+    # Validation labels on the compute device: each epoch's loss and ROC-AUC run there.
+    y_val_dev, m_val_dev = (y_val > 0.5).to(device), m_val.to(device)
     batch_size = config.batch_size
     fork_devices = (
         [device.index if device.index is not None else 0] if device.type == "cuda" else []
@@ -421,13 +441,14 @@ def fit_model(
                 pairs = pairs + count
             if epoch % config.eval_every and epoch != config.epochs:
                 continue
-            logits = predict(model, inputs, val_nodes, config.eval_batch_size)
+            logits = _predict(model, inputs, val_nodes, config.eval_batch_size, to_cpu=False)
             if not bool(torch.isfinite(logits).all()):
                 lr = float(optimizer.param_groups[0]["lr"])
                 raise _diverged(
-                    stage, "validation", epoch, logits, y_val, m_val, task_list, data, lr
+                    stage, "validation", epoch, logits.cpu(), y_val, m_val, task_list, data, lr
                 )
-            val_loss, val_auc = _val_scores(logits, y_val, m_val, defined)
+            val_loss, val_auc = _val_scores(logits, y_val_dev, m_val_dev, defined)
+            del logits
             history.append(
                 {
                     "epoch": epoch,
