@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how groups are formed from the affinity (default: sdp)",
     )
     p.add_argument("--num-seeds", type=_positive_int, default=3, help="evaluation seeds (3)")
+    p.add_argument(
+        "--finetune-recipe",
+        default="gd",
+        choices=["gd", "base"],
+        help="real fine-tune of --method higher-order and pairwise: gd (deterministic gradient "
+        "descent from the base model; default) or base (the base model's own recipe)",
+    )
     p.add_argument("--num-subsets", type=_positive_int, default=None, help="sampled task subsets")
     p.add_argument("--subset-size", type=_positive_int, default=None, help="tasks per subset")
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")

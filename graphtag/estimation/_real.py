@@ -310,12 +310,7 @@ def higher_order_affinity(
     *,
     seed: int = 0,
     min_pair_count: int = 5,
-    executor: str = "local",
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = False,
-    ray_address: str | None = None,
-    num_gpus_per_job: float = 0,
-    max_retries: int = 2,
+    **options: Any,
 ) -> tuple[np.ndarray, list[tuple[int, ...]], np.ndarray]:
     """Higher-order task affinity by real training (Li et al., KDD'23).
 
@@ -330,12 +325,9 @@ def higher_order_affinity(
         subset_size: ``s``.
         seed: Seed of the subset draw and of the fine-tunes.
         min_pair_count: Minimum co-occurrence of every pair of tasks.
-        executor: ``"local"`` or ``"ray"``.
-        checkpoint_dir: Folder of per-subset checkpoints.
-        progress: Show a progress bar.
-        ray_address: Ray cluster address.
-        num_gpus_per_job: GPUs per Ray task.
-        max_retries: Retries of a failing fine-tune.
+        **options: Keyword arguments of :func:`real_subset_losses` (``executor``,
+            ``checkpoint_dir``, ``progress``, ``ray_address``, ``num_gpus_per_job``,
+            ``max_retries``, ``recipe``).
 
     Returns:
         ``(affinity [T, T], subsets, losses [M, T])``; ``subsets`` are the ``M`` sorted tuples in
@@ -345,17 +337,7 @@ def higher_order_affinity(
     subsets = sample_task_subsets(
         context.num_tasks, subset_size, num_subsets, seed=seed, min_pair_count=min_pair_count
     )
-    losses = real_subset_losses(
-        context,
-        subsets,
-        seed=seed,
-        executor=executor,
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
-        ray_address=ray_address,
-        num_gpus_per_job=num_gpus_per_job,
-        max_retries=max_retries,
-    )
+    losses = real_subset_losses(context, subsets, seed=seed, **options)
     affinity = subset_affinity(subsets, losses, context.num_tasks)
     return np.asarray(affinity, dtype=np.float64), subsets, losses
 
@@ -365,12 +347,7 @@ def pairwise_real_affinity(
     *,
     seed: int = 0,
     max_tasks: int | None = PAIRWISE_MAX_TASKS,
-    executor: str = "local",
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = False,
-    ray_address: str | None = None,
-    num_gpus_per_job: float = 0,
-    max_retries: int = 2,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairwise task affinity by real training (HOA-style, Standley et al., ICML 2020).
 
@@ -382,12 +359,9 @@ def pairwise_real_affinity(
         seed: Seed of the fine-tunes.
         max_tasks: Refuse more tasks than this (default :data:`PAIRWISE_MAX_TASKS` = 40);
             ``None`` forces any ``T``.
-        executor: ``"local"`` or ``"ray"``.
-        checkpoint_dir: Folder of per-subset checkpoints.
-        progress: Show a progress bar.
-        ray_address: Ray cluster address.
-        num_gpus_per_job: GPUs per Ray task.
-        max_retries: Retries of a failing fine-tune.
+        **options: Keyword arguments of :func:`real_subset_losses` (``executor``,
+            ``checkpoint_dir``, ``progress``, ``ray_address``, ``num_gpus_per_job``,
+            ``max_retries``, ``recipe``).
 
     Returns:
         ``(affinity [T, T], single_losses [T], pair_losses [T, T])``: ``single_losses[i]`` is
@@ -407,17 +381,7 @@ def pairwise_real_affinity(
             f"Grad-TAG for many tasks, or pass max_tasks=None to force it"
         )
     subsets = pairwise_subsets(num_tasks)
-    losses = real_subset_losses(
-        context,
-        subsets,
-        seed=seed,
-        executor=executor,
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
-        ray_address=ray_address,
-        num_gpus_per_job=num_gpus_per_job,
-        max_retries=max_retries,
-    )
+    losses = real_subset_losses(context, subsets, seed=seed, **options)
     single, pair = pairwise_loss_tables(subsets, losses, num_tasks)
     affinity = pairwise_affinity(single, pair)
     return np.asarray(affinity, dtype=np.float64), single, pair

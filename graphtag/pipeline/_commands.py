@@ -227,6 +227,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         num_groups=args.num_groups,
         max_groups=getattr(args, "max_groups", 6),
         num_seeds=args.num_seeds,
+        finetune_recipe=getattr(args, "finetune_recipe", "gd"),
     )
     run = Run(
         args.out,

@@ -12,6 +12,9 @@ __all__ = ["METHODS", "EstimatorConfig", "RunConfig"]
 
 METHODS = ("grad-tag", "tag", "higher-order", "pairwise", "random")
 GROUPINGS = ("sdp", "spectral", "tag-selection")
+#: Names of graphtag.estimation._finetune.FINETUNE_RECIPES (kept here so that the configuration
+#: and the command line import no torch code; a test keeps them in sync).
+FINETUNE_RECIPE_NAMES = ("gd", "base")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class RunConfig:
         max_groups: Largest number of groups ``"auto"`` tries (candidates ``2..max_groups``,
             capped at ``T - 1``).
         num_seeds: Evaluation seeds.
+        finetune_recipe: Real fine-tune of the ``higher-order`` and ``pairwise`` methods:
+            ``"gd"`` (deterministic gradient descent, the default) or ``"base"`` (the base
+            model's recipe); see :func:`graphtag.estimation.finetune_subset`.
     """
 
     dataset: str = "blogcatalog"
@@ -83,6 +89,7 @@ class RunConfig:
     num_groups: int | str = "auto"
     max_groups: int = 6
     num_seeds: int = 3
+    finetune_recipe: str = "gd"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -99,6 +106,11 @@ class RunConfig:
             raise GraphtagError(f"max_groups must be >= 2, got {self.max_groups}")
         if self.num_seeds < 1:
             raise GraphtagError(f"num_seeds must be >= 1, got {self.num_seeds}")
+        if self.finetune_recipe not in FINETUNE_RECIPE_NAMES:
+            raise GraphtagError(
+                f"unknown fine-tune recipe {self.finetune_recipe!r}; choose from "
+                f"{FINETUNE_RECIPE_NAMES}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (nested dataclasses expanded)."""

@@ -320,9 +320,9 @@ class Run:
         else:
             key["base"] = self.base_key()
             if cfg.method in ("higher-order", "pairwise"):
-                from ..estimation._finetune import FINETUNE_RECIPE
+                from ..estimation._finetune import FINETUNE_RECIPES
 
-                key["finetune"] = FINETUNE_RECIPE
+                key["finetune"] = FINETUNE_RECIPES[cfg.finetune_recipe]
             if cfg.method == "higher-order":
                 est = asdict(cfg.estimator)
                 key["estimator"] = {
@@ -493,6 +493,7 @@ class Run:
             "checkpoint_dir": self.out / "finetune",
             "progress": self.progress,
             "ray_address": self.ray_address,
+            "recipe": self.config.finetune_recipe,
         }
         start = time.perf_counter()
         if method == "higher-order":

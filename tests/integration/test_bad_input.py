@@ -666,7 +666,11 @@ BAD_CHOICES = {
     "--model": ["foo", "SIGN", ""],
     "--executor": ["foo", ""],
 }
-RUN_CHOICES = {"--method": ["foo", "gradtag", ""], "--grouping": ["foo", "SDP"]}
+RUN_CHOICES = {
+    "--method": ["foo", "gradtag", ""],
+    "--grouping": ["foo", "SDP"],
+    "--finetune-recipe": ["adam", "GD", ""],
+}
 CHECK_CHOICES = {"--reference": ["adam", "GD", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
 BAD_MAX_TASK_ROWS = ["0", "-5", "ALL", "1e4", "", "none"]

@@ -74,3 +74,23 @@ def test_random_method_groups_are_balanced_seeded_and_reported(tmp_path):
     again = tmp_path / "again"
     assert main(["run", "--dataset", SPEC, "--out", str(again), "--method", "random", *TINY]) == 0
     assert json.loads((again / "report.json").read_text())["groups"] == groups
+
+
+def test_finetune_recipe_base_for_real_training_methods(tmp_path):
+    """--finetune-recipe base trains the subsets with the base recipe; gd jobs are not reused."""
+    from graphtag.estimation._finetune import FINETUNE_RECIPES
+    from graphtag.pipeline._config import FINETUNE_RECIPE_NAMES
+
+    assert FINETUNE_RECIPE_NAMES == tuple(FINETUNE_RECIPES)
+    out = tmp_path / "ho"
+    args = ["run", "--dataset", SPEC, "--out", str(out), "--method", "higher-order"]
+    args += ["--num-subsets", "6", "--subset-size", "3", *TINY]
+    assert main(args) == 0
+    gd = np.load(out / "affinity.npy")
+    assert main([*args, "--finetune-recipe", "base"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["finetune_recipe"] == "base"
+    jobs = [json.loads(p.read_text())["key"]["recipe"] for p in (out / "finetune").iterdir()]
+    assert sorted(r["deterministic"] for r in jobs) == [False] * 6 + [True] * 6
+    base = np.load(out / "affinity.npy")
+    assert base.shape == (5, 5) and np.isfinite(base).all() and not np.allclose(base, gd)
