@@ -203,26 +203,27 @@ def _auc_labelled(y: Tensor, s: Tensor, m: Tensor) -> Tensor:
         float64 ``[T]``; NaN where a task lacks one of the classes.
     """
     num_tasks = m.size(1)
-    task, node, sc = _labelled_order(s, m)
-    pos = y.t()[task, node].to(torch.float64)
-    count = torch.bincount(task, minlength=num_tasks)
     dev = m.device
-    p = torch.zeros(num_tasks, dtype=torch.float64, device=dev).index_add_(0, task, pos)
+    task, node, sc = _labelled_order(s, m)
+    pos = y.t()[task, node]
+    count = torch.bincount(task, minlength=num_tasks)
+    p = torch.bincount(task[pos], minlength=num_tasks).to(torch.float64)
     neg = count.to(torch.float64) - p
     total = sc.numel()
     if total == 0:
         return torch.full((num_tasks,), math.nan, dtype=torch.float64, device=dev)
-    # Tie groups: runs of equal (task, score); each member gets the group's average rank.
+    # Tie groups: runs of equal (task, score); each member gets the group's average rank. Twice
+    # the average rank is an integer, so the rank sums are exact int64 sums: the same on every
+    # device and in every summation order (float64 atomics on CUDA are not).
     new = torch.ones(total, dtype=torch.bool, device=dev)
     new[1:] = (task[1:] != task[:-1]) | (sc[1:] != sc[:-1])
     first = torch.nonzero(new).flatten()
     last = torch.cat([first[1:], first.new_tensor([total])]) - 1
     task_start = torch.cumsum(count, 0) - count
-    avg_rank = (first + last).to(torch.float64) / 2 + 1 - task_start[task[first]]
-    rank = avg_rank[torch.cumsum(new, 0) - 1]
-    rank_sum = torch.zeros(num_tasks, dtype=torch.float64, device=dev)
-    rank_sum.index_add_(0, task, rank * pos)
-    auc = (rank_sum - p * (p + 1) / 2) / (p * neg)
+    twice_rank = (first + last + 2 - 2 * task_start[task[first]])[torch.cumsum(new, 0) - 1]
+    twice_sum = torch.zeros(num_tasks, dtype=torch.int64, device=dev)
+    twice_sum.index_add_(0, task[pos], twice_rank[pos])
+    auc = (twice_sum.to(torch.float64) / 2 - p * (p + 1) / 2) / (p * neg)
     return torch.where((p > 0) & (neg > 0), auc, torch.full_like(auc, math.nan))
 
 
