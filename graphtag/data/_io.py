@@ -3,9 +3,11 @@
 * :func:`open_binary` opens a file for reading, decompressing gzip when the file starts with the
   gzip magic bytes (``1f 8b``), whatever its name.
 * :func:`read_int_tokens` parses whitespace-separated non-negative integers line by line with
-  vectorised numpy code on the raw bytes (no Python loop over lines or tokens). Only when a chunk
-  holds something unexpected does it fall back to a slow line-by-line scan, which names the first
-  bad line.
+  vectorised numpy code on the raw bytes (no Python loop over lines or tokens). Edge lists (a
+  fixed number of fields per line) first try one C-speed ``numpy.fromstring`` pass per chunk
+  that also checks every line's token count (``experiments/bench_snap.py``: 131 -> 198 MB/s on a
+  2M-edge SNAP file). Only when a chunk holds something unexpected does it fall back to a slow
+  line-by-line scan, which names the first bad line.
 * :func:`file_digest`, :func:`load_cache` and :func:`save_cache` implement the content-addressed
   ``.npz`` cache (never pickle; atomic writes; a corrupt entry is ignored with a warning).
 * :func:`require_two_classes` rejects label matrices with a constant task (no positive or no
@@ -47,6 +49,7 @@ CHUNK_BYTES = 16 * 2**20  # bytes of text parsed per vectorised step (bounds pea
 GZIP_MAGIC = b"\x1f\x8b"
 
 _WHITESPACE = b" \t\n\r\x0b\x0c"  # exactly what bytes.split() splits on
+_DIGITS_AND_WHITESPACE = b"0123456789" + _WHITESPACE
 _DIGIT, _SPACE, _OTHER = 2, 1, 0
 _CLASS = np.zeros(256, dtype=np.uint8)
 _CLASS[np.frombuffer(b"0123456789", dtype=np.uint8)] = _DIGIT
@@ -190,6 +193,42 @@ def _fast_chunk(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     return values, counts
 
 
+def _fields_chunk(buf: bytes, fields: int) -> np.ndarray | None:
+    """Values of a chunk whose every line holds ``fields`` integers (or nothing), fast.
+
+    The common case of an edge list: only digits and whitespace after a leading block of
+    comment lines (no other comment line, no sign), parsed by one C-speed
+    :func:`numpy.fromstring` call with each newline turned into a ``-1`` token, so that the gaps
+    between the ``-1`` markers are the lines' token counts. ``None`` when the chunk holds
+    anything else, a line with another number of tokens, or a token at or beyond int64's limit:
+    the caller then parses it with the general path, which names the first bad line.
+    """
+    start = 0
+    while buf.startswith(b"#", start):  # a leading block of comment lines (SNAP's header)
+        start = buf.index(b"\n", start) + 1
+    if start:
+        buf = buf[start:]
+    if buf.translate(None, _DIGITS_AND_WHITESPACE):
+        return None  # a comment, sign, letter, ...: the general path handles or reports it
+    lines = buf.count(b"\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(buf.replace(b"\n", b" -1 "), dtype=np.int64, sep=" ")
+        except (ValueError, DeprecationWarning):  # pragma: no cover - defensive
+            return None
+    marks = np.flatnonzero(values == -1)
+    if marks.size != lines:
+        return None
+    per_line = np.diff(marks, prepend=-1) - 1
+    if ((per_line != 0) & (per_line != fields)).any():
+        return None
+    out = values[values != -1]
+    if out.size and int(out.max()) >= _INT64_MAX:  # strtoll saturates: check exactly
+        return None
+    return out
+
+
 def _exceeds_int64(b: np.ndarray, first: np.ndarray) -> bool:
     """Whether any 19-digit token starting at ``first`` is larger than ``2**63 - 1``.
 
@@ -318,6 +357,12 @@ def read_int_tokens(
     line_counts: list[np.ndarray] = []
     first_line = 1
     for buf in _line_chunks(path, chunk_bytes):
+        if fields is not None:
+            fixed = _fields_chunk(buf, fields)
+            if fixed is not None:
+                parts.append(fixed)
+                first_line += buf.count(b"\n")
+                continue
         parsed = _fast_chunk(buf)
         if parsed is None:
             parsed = _slow_chunk(buf, path, first_line, fields, what)

