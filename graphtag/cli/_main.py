@@ -169,7 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "descent from the base model; default) or base (the base model's own recipe)",
     )
     p.add_argument("--num-subsets", type=_positive_int, default=None, help="sampled task subsets")
-    p.add_argument("--subset-size", type=_positive_int, default=None, help="tasks per subset")
+    p.add_argument(
+        "--subset-size",
+        type=_positive_int,
+        default=None,
+        help="tasks per subset (10; grown, with a note, when --num-subsets subsets of this size "
+        "cannot make every pair of tasks co-occur 5 times)",
+    )
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
     p.add_argument(
         "--max-task-rows",

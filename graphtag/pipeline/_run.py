@@ -460,19 +460,34 @@ class Run:
             )
         min_pair_count = min(est.min_pair_count, math.comb(num_tasks - 2, subset_size - 2))
         # Coverage the subset budget can pay for with slack 1.5 (the sampler's repair then
-        # succeeds): M s(s-1)/2 pair slots over T(T-1)/2 pairs. Many tasks and few subsets lower
-        # the guarantee (0: pairs may never meet and get affinity 0, with a warning) rather than
-        # silently multiplying the number of subsets.
+        # succeeds): M s(s-1)/2 pair slots over T(T-1)/2 pairs (ALGORITHMS.md §5: every pair
+        # must co-occur). When the budget cannot pay at this size, subsets grow (up to
+        # max(2, T // 2)) until it can; only then is the guarantee lowered (0: pairs may never
+        # meet and get affinity 0, with a warning) rather than multiplying the subsets.
         num_pairs = num_tasks * (num_tasks - 1) // 2
-        slots = num_subsets * (subset_size * (subset_size - 1) // 2)
-        affordable = int(slots / (1.5 * num_pairs))
-        if affordable < min_pair_count:
+
+        def affordable(size: int) -> int:
+            return int(num_subsets * (size * (size - 1) // 2) / (1.5 * num_pairs))
+
+        if affordable(subset_size) < min_pair_count:
+            size, top = subset_size, max(2, num_tasks // 2)
+            while size < top and affordable(size) < min_pair_count:
+                size += 1
+            if size != subset_size:
+                self.store.notes.append(
+                    f"affinity: subsets of {subset_size} tasks are too small for {num_subsets} "
+                    f"subsets to make every pair of {num_tasks} tasks co-occur {min_pair_count} "
+                    f"times; using subsets of {size} tasks (raise --num-subsets to keep the size)"
+                )
+                subset_size = size
+                min_pair_count = min(min_pair_count, math.comb(num_tasks - 2, size - 2))
+        if affordable(subset_size) < min_pair_count:
             self.store.notes.append(
                 f"affinity: {num_subsets} subsets of size {subset_size} cannot make every pair of "
                 f"{num_tasks} tasks co-occur {min_pair_count} times; guaranteeing "
-                f"{affordable} instead (raise --num-subsets for more)"
+                f"{affordable(subset_size)} instead (raise --num-subsets for more)"
             )
-            min_pair_count = affordable
+            min_pair_count = affordable(subset_size)
         return subset_size, num_subsets, min_pair_count
 
     def _real_affinity(self, method: str) -> tuple[np.ndarray, list, Any, float, dict]:
