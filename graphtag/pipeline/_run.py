@@ -312,6 +312,9 @@ class Run:
         """Key of the affinity stage."""
         cfg = self.config
         key: dict[str, Any] = {"method": cfg.method, "seed": cfg.seed}
+        num_tasks = int(self.data.y.size(1))
+        if cfg.method in ("grad-tag", "higher-order") and num_tasks >= 2:
+            key["subset_plan"] = list(self._subset_plan(num_tasks))
         if cfg.method == "grad-tag":
             key["features"] = self.features_key()
             key["estimator"] = asdict(cfg.estimator)
@@ -443,18 +446,24 @@ class Run:
     def _subset_plan(self, num_tasks: int) -> tuple[int, int, int]:
         """``(subset_size, num_subsets, min_pair_count)`` capped to what ``T`` tasks allow.
 
-        Shared by every subset-based affinity (Grad-TAG, higher-order by real training).
+        Shared by every subset-based affinity (Grad-TAG, higher-order by real training) and
+        part of their stage keys; each adjustment adds a note to the run (once).
         """
+
+        def note(text: str) -> None:
+            if text not in self.store.notes:
+                self.store.notes.append(text)
+
         est = self.config.estimator
         subset_size = est.resolved_subset_size(num_tasks)
         if subset_size != est.subset_size:
-            self.store.notes.append(
+            note(
                 f"affinity: --subset-size {est.subset_size} capped to {subset_size}: subsets of "
                 f"{num_tasks} tasks hold at most max(2, T // 2) = {subset_size} tasks"
             )
         num_subsets = min(est.num_subsets, math.comb(num_tasks, subset_size))
         if num_subsets < est.num_subsets:
-            self.store.notes.append(
+            note(
                 f"affinity: only {num_subsets} distinct subsets of size {subset_size} exist; "
                 f"using all of them instead of {est.num_subsets}"
             )
@@ -474,7 +483,7 @@ class Run:
             while size < top and affordable(size) < min_pair_count:
                 size += 1
             if size != subset_size:
-                self.store.notes.append(
+                note(
                     f"affinity: subsets of {subset_size} tasks are too small for {num_subsets} "
                     f"subsets to make every pair of {num_tasks} tasks co-occur {min_pair_count} "
                     f"times; using subsets of {size} tasks (raise --num-subsets to keep the size)"
@@ -482,7 +491,7 @@ class Run:
                 subset_size = size
                 min_pair_count = min(min_pair_count, math.comb(num_tasks - 2, size - 2))
         if affordable(subset_size) < min_pair_count:
-            self.store.notes.append(
+            note(
                 f"affinity: {num_subsets} subsets of size {subset_size} cannot make every pair of "
                 f"{num_tasks} tasks co-occur {min_pair_count} times; guaranteeing "
                 f"{affordable(subset_size)} instead (raise --num-subsets for more)"
