@@ -81,7 +81,7 @@ def test_finetune_recipe_base_for_real_training_methods(tmp_path):
     from graphtag.estimation._finetune import FINETUNE_RECIPES
     from graphtag.pipeline._config import FINETUNE_RECIPE_NAMES
 
-    assert FINETUNE_RECIPE_NAMES == tuple(FINETUNE_RECIPES)
+    assert tuple(FINETUNE_RECIPES) == FINETUNE_RECIPE_NAMES
     out = tmp_path / "ho"
     args = ["run", "--dataset", SPEC, "--out", str(out), "--method", "higher-order"]
     args += ["--num-subsets", "6", "--subset-size", "3", *TINY]
