@@ -383,13 +383,48 @@ def read_int_tokens(
     return values, counts
 
 
-def file_digest(path: Path, block: int = 2**20) -> str:
-    """Hex BLAKE2b digest of the file's bytes as stored (compressed files are not inflated)."""
+def file_digest(path: Path, block: int = 2**20, *, memo_dir: Path | None = None) -> str:
+    """Hex BLAKE2b digest of the file's bytes as stored (compressed files are not inflated).
+
+    With ``memo_dir``, the digest is remembered there under the file's identity (resolved path,
+    size, modification time in ns, inode and device), so a file that has not changed is not
+    read again: a cached load of a 544 MB edge list spent 0.4 of its 0.5 s hashing. The memo
+    is trusted like ``make`` trusts timestamps; a file rewritten with the same size within the
+    same nanosecond timestamp would keep its old digest. A missing, unreadable or malformed
+    memo entry is recomputed; a failure to write one is ignored.
+    """
+    memo = None
+    if memo_dir is not None:
+        st = os.stat(path)
+        ident = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        name = hashlib.blake2b(repr(ident).encode(), digest_size=16).hexdigest()
+        memo = Path(memo_dir) / f"{name}.digest"
+        try:
+            known = memo.read_text().strip()
+            if len(known) == 40 and all(c in "0123456789abcdef" for c in known):
+                return known
+        except OSError:
+            pass
     h = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as fh:
         while chunk := fh.read(block):
             h.update(chunk)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if memo is not None:
+        tmp_name = None
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=memo.name + ".", suffix=".tmp", dir=memo.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(digest)
+            os.replace(tmp_name, memo)
+            tmp_name = None
+        except OSError:
+            pass
+        finally:
+            if tmp_name is not None and os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+    return digest
 
 
 def cache_key(*parts: object) -> str:

@@ -105,7 +105,9 @@ def load_ogbn_proteins(root: Path, *, seed: int = 0, download: bool = True) -> D
 
     from ._registry import cache_dir
 
-    key = cache_key(OGB_NAME, *(file_digest(files[f]) for f in (*RAW_FILES, *SPLIT_FILES)))
+    memo = cache_dir() / "digests"
+    digests = (file_digest(files[f], memo_dir=memo) for f in (*RAW_FILES, *SPLIT_FILES))
+    key = cache_key(OGB_NAME, *digests)
     cache_file = cache_dir() / OGB_NAME / f"{key}.npz"
     arrays = load_cache(cache_file, _CACHE_KEYS)
     if arrays is not None and not _cache_is_consistent(arrays):

@@ -19,7 +19,8 @@ communities. ``num_tasks=None`` keeps every community, in file order. Task ``t``
 Parsing is vectorised (numpy on the raw bytes, see :func:`graphtag.data._io.read_int_tokens`), and
 for inputs of at least :data:`CACHE_MIN_BYTES` the parsed and restricted arrays are cached under
 :func:`graphtag.data.cache_dir` (``snap/<key>.npz``, keyed by a hash of the files' bytes and
-``num_tasks``).
+``num_tasks``; the hashes are remembered per file identity under ``digests/``, so an unchanged
+file is not read again).
 """
 
 from __future__ import annotations
@@ -117,7 +118,13 @@ def load_snap(
     if use_cache:
         from ._registry import cache_dir
 
-        key = cache_key("snap", file_digest(edges_path), file_digest(cmty_path), num_tasks)
+        memo = cache_dir() / "digests"
+        key = cache_key(
+            "snap",
+            file_digest(edges_path, memo_dir=memo),
+            file_digest(cmty_path, memo_dir=memo),
+            num_tasks,
+        )
         cache_file = cache_dir() / "snap" / f"{key}.npz"
         arrays = load_cache(cache_file, _CACHE_KEYS)
         if arrays is not None and not _cache_is_consistent(arrays):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import warnings
 from pathlib import Path
@@ -361,6 +362,34 @@ def test_snap_cache_roundtrip_and_corruption(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"has only 2 communities"):
         changed = load_snap(e, c, num_tasks=3, name="toy", cache=True)
     assert len(_cache_files()) == 3 and changed.y.size(1) == 2
+
+
+def test_file_digest_memo_skips_unchanged_files_and_sees_changes(tmp_path, monkeypatch):
+    f = _write(tmp_path / "e.txt", "1 2\n2 3\n")
+    memo = tmp_path / "memo"
+    plain = gio.file_digest(f)
+    assert gio.file_digest(f, memo_dir=memo) == plain
+    assert len(list(memo.glob("*.digest"))) == 1 and not list(memo.glob("*.tmp"))
+
+    # An unchanged file is not read again: its digest comes from the memo.
+    real_open = open
+
+    def guarded_open(path, *args, **kwargs):
+        if Path(path) == f:
+            raise AssertionError("hashed an unchanged file again")
+        return real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr("builtins.open", guarded_open)
+        assert gio.file_digest(f, memo_dir=memo) == plain
+    # A changed file (size or timestamp) is hashed again; a malformed memo is recomputed.
+    _write(f, "1 2\n2 4\n")
+    os.utime(f, ns=(1, 1))
+    changed = gio.file_digest(f, memo_dir=memo)
+    assert changed == gio.file_digest(f) != plain
+    for entry in memo.glob("*.digest"):
+        entry.write_text("garbage")
+    assert gio.file_digest(f, memo_dir=memo) == changed
 
 
 def test_snap_inconsistent_cache_is_recomputed(tmp_path, monkeypatch):
