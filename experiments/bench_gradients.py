@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from graphtag._utils import torch_generator, versions
+from graphtag._utils import git_revision, torch_generator, versions
 from graphtag.artifacts import save_json
 from graphtag.data import build_multilabel_graph
 from graphtag.gradients import (
@@ -80,16 +79,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for key, value in SMOKE.items():
             setattr(args, key, value)
     return args
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def random_graph(args: argparse.Namespace, num_tasks: int):
@@ -160,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     task_counts = [int(t) for t in args.tasks.split(",")]
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_sha()}
+    meta = {"config": config, "versions": versions(), "git_sha": git_revision()}
     meta["torch_threads"] = torch.get_num_threads()
     print(json.dumps(meta))
     data = random_graph(args, max(task_counts))

@@ -105,21 +105,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-            cwd=REPO,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run_size(job: dict) -> dict:
     """All stages of one (N, T) through graphtag.pipeline.Run; seconds and memory per stage."""
     import torch
@@ -312,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     from tqdm.auto import tqdm
 
-    from graphtag._utils import versions
+    from graphtag._utils import git_revision, versions
 
     nodes = [int(x) for x in str(args.nodes).split(",") if x]
     tasks = [int(x) for x in str(args.tasks).split(",") if x]
@@ -321,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     meta = {"config": config, "seeds": {"graph": args.seed, "run": args.seed}}
     meta["versions"] = versions()
-    meta["git_sha"] = git_sha()
+    meta["git_sha"] = git_revision()
     print(json.dumps(meta))
     results = []
     jobs = [

@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from graphtag._utils import numpy_generator, versions
+from graphtag._utils import git_revision, numpy_generator, versions
 from graphtag.artifacts import save_json
 from graphtag.clustering import round_to_groups, solve_sdp
 from graphtag.clustering._lowrank import solve_sdp_admm
@@ -59,16 +58,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = "12,20"
         args.groups = 3
     return args
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
 
 
 def make_affinity(num_tasks: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_sha()}
+    meta = {"config": config, "versions": versions(), "git_sha": git_revision()}
     meta["torch_threads"] = torch.get_num_threads()
     print(json.dumps(meta))
     warm, _ = make_affinity(12, args)

@@ -39,7 +39,6 @@ import gc
 import gzip
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from graphtag._utils import numpy_generator, versions
+from graphtag._utils import git_revision, numpy_generator, versions
 from graphtag.data import _snap, load_dataset
 from graphtag.data._io import read_int_tokens
 
@@ -322,21 +321,6 @@ def staged(stages: dict[str, float]) -> Iterator[None]:
             setattr(_snap, name, fn)
 
 
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _pandas() -> Any:
     try:
         import pandas
@@ -454,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     pd = _pandas()
     vers = {**versions(), "pandas": pd.__version__ if pd is not None else None}
-    print(json.dumps({"config": config, "versions": vers, "git": git_sha()}), flush=True)
+    print(json.dumps({"config": config, "versions": vers, "git": git_revision()}), flush=True)
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
 
@@ -501,7 +485,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "data": {"max_node_id": max_id, "community_members": community_tokens},
         "load_average": {"before": load_before, "after": load_after},
         "versions": vers,
-        "git": git_sha(),
+        "git": git_revision(),
         "headline": headline,
     }
     if args.out is not None:

@@ -63,14 +63,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from graphtag._utils import numpy_generator, versions
+from graphtag._utils import git_revision, numpy_generator, versions
 from graphtag.artifacts import save_json
 from graphtag.estimation import (
     DEFAULT_L2,
@@ -91,16 +90,6 @@ PRESETS = {
     "large": {"num_tasks": 200, "num_subsets": 4000, "subset_size": 10, "train_rows": 1000,
               "val_rows": 1000, "dim": 400, "ref_sample": 10, "min_pair_count": 2},
 }  # fmt: skip
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -338,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_sha(),
+    meta = {"config": config, "versions": versions(), "git_sha": git_revision(),
             "torch_threads": torch.get_num_threads()}  # fmt: skip
     print(json.dumps(meta))
     if args.l2_check is not None:

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ from typing import Any
 
 import torch
 
-from graphtag._utils import versions
+from graphtag._utils import git_revision, versions
 from graphtag.data import _graph, _synthetic, make_multilabel_graph
 from graphtag.memory import peak_rss, reset_peak_rss
 
@@ -140,16 +139,6 @@ def instrumented(timer: StepTimer) -> Iterator[None]:
             setattr(module, attr, fn)
 
 
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads is not None:
@@ -162,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
     }
     load_before = os.getloadavg()
-    print(json.dumps({"config": config, "versions": versions(), "git": git_sha()}))
+    print(json.dumps({"config": config, "versions": versions(), "git": git_revision()}))
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
 
     timer = StepTimer()
@@ -213,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peak_rss_bytes": peak["total"],
         "load_average": {"before": load_before, "after": load_after},
         "versions": versions(),
-        "git": git_sha(),
+        "git": git_revision(),
     }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,6 @@ import argparse
 import contextlib
 import json
 import math
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +64,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphtag._utils import derive_seed, versions
+from graphtag._utils import derive_seed, git_revision, versions
 from graphtag.artifacts import save_json
 from graphtag.baselines import TAGAffinity
 from graphtag.data import load_dataset
@@ -140,16 +139,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad or not args.modes:
         p.error(f"--modes: unknown {bad}; choose from {', '.join(MODES)}")
     return args
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 class Clock:
@@ -382,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "tag_sketch": args.seed,
         },
         "versions": versions(),
-        "git_sha": git_sha(),
+        "git_sha": git_revision(),
         "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps(meta), flush=True)

@@ -51,7 +51,6 @@ import json
 import math
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -60,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from graphtag._utils import derive_seed, versions
+from graphtag._utils import derive_seed, git_revision, versions
 from graphtag.artifacts import atomic_write, load_json, save_json
 from graphtag.cli import main as graphtag_main
 from graphtag.errors import GraphtagError
@@ -161,16 +160,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.dataset = args.dataset or "synthetic"
     args.seeds = args.seeds or 3
     return args
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
 
 
 def default_out(spec: str, name: str) -> Path:
@@ -619,7 +608,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command,
         "config": config,
         "versions": versions(),
-        "git_sha": git_sha(),
+        "git_sha": git_revision(),
         "torch_threads": torch.get_num_threads(),
         "seeds": [args.seed + r for r in range(args.seeds)],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +52,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GraphtagError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
     return dev
+
+
+def git_revision(path: str | Path | None = None) -> str:
+    """Commit SHA of the git checkout holding ``path`` (default: this package), for reports.
+
+    Returns ``"unknown"`` when git or the checkout is missing (an installed wheel).
+    """
+    import subprocess
+
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+            cwd=where if where.is_dir() else where.parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def versions() -> dict[str, str]:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,25 @@ def test_report_md_and_heatmap(tmp_path):
     assert "| grouped |" in md and "a, c" in md
     plot_affinity(np.eye(3), [[0, 2], [1]], tmp_path / "a.png", ["a", "b", "c"])
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_versions_and_git_revision_do_not_import_heavy_modules(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from graphtag._utils import git_revision
+
+    repo = Path(__file__).resolve().parents[3]
+    if (repo / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", git_revision(repo))
+    assert git_revision(tmp_path) == "unknown"  # not a checkout
+    # versions() reads package metadata: importing cvxpy and scikit-learn cost 64 MiB per run.
+    code = (
+        "import sys; from graphtag._utils import versions; v = versions(); "
+        "print('cvxpy' in sys.modules, 'sklearn' in sys.modules, 'scipy' in v)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
+    )
+    assert out.stdout.split() == ["False", "False", "True"]
