@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "compare_methods.py"
 COLUMNS = [
     "method",
     "num_groups",
@@ -34,11 +32,8 @@ COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def compare():
-    spec = importlib.util.spec_from_file_location("compare_methods", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare(load_experiment):
+    return load_experiment("compare_methods")
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

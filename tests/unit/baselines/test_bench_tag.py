@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_tag.py"
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_tag", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_tag_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_tag_smoke(
+    load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "bench.json"
-    result = _module().main(["--smoke", "--modes", "exact,first_order,naive", "--out", str(out)])
+    result = load_experiment("bench_tag").main(
+        ["--smoke", "--modes", "exact,first_order,naive", "--out", str(out)]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     meta = json.loads(lines[0])
     assert meta["config"]["seed"] == 0 and "torch" in meta["versions"]
@@ -53,8 +46,8 @@ def test_bench_tag_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
 
 
-def test_subset_plan_raises_num_subsets_to_cover_every_pair() -> None:
-    module = _module()
+def test_subset_plan_raises_num_subsets_to_cover_every_pair(load_experiment) -> None:
+    module = load_experiment("bench_tag")
     args = module.parse_args([])
     assert (args.num_subsets, args.subset_size, args.min_pair_count) == (1000, 10, 5)
     assert module.subset_plan(39, args) == (10, 1000, 5, None)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("cvxpy")
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_sdp.py"
 
-
-def test_bench_sdp_smoke(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_sdp", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bench_sdp_smoke(load_experiment, tmp_path, capsys):
+    module = load_experiment("bench_sdp")
     out = tmp_path / "bench.json"
     result = module.main(["--smoke", "--out", str(out)])
     lines = capsys.readouterr().out.strip().splitlines()
@@ -31,19 +25,15 @@ def test_bench_sdp_smoke(tmp_path, capsys):
     assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(result["rows"]))
 
 
-def test_bench_sdp_headline_is_the_last_line(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("bench_sdp", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bench_sdp_headline_is_the_last_line(load_experiment, monkeypatch, capsys):
+    module = load_experiment("bench_sdp")
     module.main(["--sizes", "200", "--groups", "4", "--cvxpy-max-tasks", "0", "--tol", "1e-2"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("headline: n/a")
 
 
-def test_adjusted_rand_index_known_values():
-    spec = importlib.util.spec_from_file_location("bench_sdp", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_adjusted_rand_index_known_values(load_experiment):
+    module = load_experiment("bench_sdp")
     ari = module.adjusted_rand_index
     assert ari([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(-0.5)
     assert ari([0, 0, 1, 1, 2], [5, 5, 3, 3, 9]) == 1.0

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_pipeline.py"
 STAGES = ["data", "inputs", "base_training", "features", "surrogate", "clustering"]
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_pipeline_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = load_module()
+def test_bench_pipeline_smoke(
+    load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = load_experiment("bench_pipeline")
     result = module.main(["--smoke", "--out", str(tmp_path)])
     lines = capsys.readouterr().out.strip().splitlines()
     meta = json.loads(lines[0])
@@ -43,8 +35,8 @@ def test_bench_pipeline_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_fit_exponent_recovers_a_power_law() -> None:
-    fit = load_module().fit_exponent
+def test_fit_exponent_recovers_a_power_law(load_experiment) -> None:
+    fit = load_experiment("bench_pipeline").fit_exponent
     xs = [1e3, 4e3, 1.6e4, 6.4e4]
     assert fit(xs, [3.0 * x**1.5 for x in xs]) == pytest.approx(1.5)
     assert fit(xs, [7.0 for _ in xs]) == pytest.approx(0.0)
@@ -53,9 +45,9 @@ def test_fit_exponent_recovers_a_power_law() -> None:
 
 
 @pytest.mark.slow  # a fresh Python process: about 5 s of CPU for the imports alone
-def test_worker_subprocess_returns_one_size() -> None:
+def test_worker_subprocess_returns_one_size(load_experiment) -> None:
     """The default mode runs each size in its own process and reads its JSON line back."""
-    module = load_module()
+    module = load_experiment("bench_pipeline")
     job = {
         "num_nodes": 150,
         "num_tasks": 3,

@@ -15,20 +15,13 @@ from graphtag.data import _snap
 from graphtag.data._io import read_int_tokens
 from graphtag.data._snap import load_snap
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_snap.py"
 HAS_PANDAS = importlib.util.find_spec("pandas") is not None
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_snap", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_snap_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = _load()
+def test_bench_snap_smoke(
+    load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = load_experiment("bench_snap")
     originals = {name: getattr(_snap, name) for name in module.LOAD_STAGES}
     cache_env = os.environ.get("GRAPHTAG_CACHE")
     out = tmp_path / "bench.json"
@@ -78,8 +71,8 @@ def test_bench_snap_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert list(tmp_path.iterdir()) == [out]  # the temporary folder is gone
 
 
-def test_ascii_tokens_matches_str() -> None:
-    module = _load()
+def test_ascii_tokens_matches_str(load_experiment) -> None:
+    module = load_experiment("bench_snap")
     rng = np.random.default_rng(0)
     values = np.concatenate(
         [
@@ -96,9 +89,9 @@ def test_ascii_tokens_matches_str() -> None:
 @pytest.mark.parametrize("fmt", ["plain", "gzip"])
 @pytest.mark.parametrize("num_tasks", [None, 4])
 def test_generated_files_load_to_expected_graph(
-    tmp_path: Path, fmt: str, num_tasks: int | None
+    load_experiment, tmp_path: Path, fmt: str, num_tasks: int | None
 ) -> None:
-    module = _load()
+    module = load_experiment("bench_snap")
     graph = module.make_snap_graph(200, 900, 25, seed=3, id_gap=40)
     ids, edges, sizes, members = graph["ids"], graph["edges"], graph["sizes"], graph["members"]
     # SNAP-like: large, non-contiguous, strictly increasing ids; every node in an edge; no loops;

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,19 +10,11 @@ import pytest
 
 from graphtag.data import _graph, _synthetic, make_multilabel_graph
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_synthetic.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_synthetic", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_synthetic_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = _load()
+def test_bench_synthetic_smoke(
+    load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = load_experiment("bench_synthetic")
     originals = {name: getattr(_synthetic, name) for name in ("_generate", "_edges", "_labels")}
     out = tmp_path / "bench.json"
     result = module.main(["--smoke", "--out", str(out)])
@@ -47,8 +38,10 @@ def test_bench_synthetic_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert result["graph"]["label_sum"] == float(plain.y.sum())
 
 
-def test_bench_restores_the_library_after_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = _load()
+def test_bench_restores_the_library_after_an_error(
+    load_experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = load_experiment("bench_synthetic")
     before = _graph.clean_edges
 
     def broken(*args, **kwargs):

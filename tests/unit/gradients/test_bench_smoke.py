@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "bench_gradients.py"
 
-
-def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_gradients", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bench_smoke(load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load_experiment("bench_gradients")
     out = tmp_path / "bench.json"
     result = module.main(["--smoke", "--out", str(out)])
     assert out.exists()
