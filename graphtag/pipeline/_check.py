@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,7 @@ import torch
 from .._utils import derive_seed
 from ..artifacts import save_json
 from ..errors import GraphtagError
-from ..memory import parse_memory_budget
-from ._config import EstimatorConfig, RunConfig
+from ._config import RunConfig
 from ._run import Run
 
 __all__ = ["check_estimator", "check_estimator_command", "compare_losses", "reference_noise"]
@@ -401,30 +400,14 @@ def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
     """``graphtag check-estimator``: writes ``DIR/estimator.json``.
 
     Estimator settings come from :class:`EstimatorConfig`, overridden by the optional flags
-    ``--projection-dim``, ``--block``, ``--l2`` and ``--estimator-loss`` when the parser has them.
+    (:func:`~graphtag.pipeline._commands.estimator_config_from_args`).
     """
-    est = EstimatorConfig()
-    overrides = {
-        "projection_dim": getattr(args, "projection_dim", None),
-        "block": getattr(args, "block", None),
-        "l2": getattr(args, "l2", None),
-        "loss": getattr(args, "estimator_loss", None),
-    }
-    est = replace(est, **{k: v for k, v in overrides.items() if v is not None})
-    rows = getattr(args, "max_task_rows", None)  # "all" keeps every row
-    if rows is not None:
-        est = replace(est, max_task_rows=None if rows == "all" else rows)
-    from ._commands import train_config_from_args
+    from ._commands import estimator_config_from_args, run_from_args, train_config_from_args
 
+    est = estimator_config_from_args(args)
     train = train_config_from_args(args)
     config = RunConfig(dataset=args.dataset, seed=args.seed, train=train, estimator=est)
-    run = Run(
-        args.out,
-        config,
-        progress=not args.quiet,
-        restart=args.restart,
-        max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
-    )
+    run = run_from_args(args, config)
     run.check_memory(("inputs", "base_training", "features", "surrogate"))
     stats = check_estimator(
         run,

@@ -56,16 +56,44 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def train_command(args: argparse.Namespace) -> dict[str, Any]:
-    """``graphtag train``: one multi-task model, ``DIR/report.json``."""
-    config = RunConfig(dataset=args.dataset, seed=args.seed, train=train_config_from_args(args))
-    run = Run(
+def estimator_config_from_args(args: argparse.Namespace, **changes: Any) -> EstimatorConfig:
+    """Grad-TAG settings: :class:`EstimatorConfig` with the CLI flags the parser has.
+
+    Flags: ``--projection-dim``, ``--block``, ``--l2``, ``--estimator-loss`` and
+    ``--max-task-rows`` (``all`` keeps every row); ``changes`` (e.g. ``num_subsets``) are
+    applied too. Flags left out (``None``) keep the defaults.
+    """
+    from dataclasses import replace
+
+    values = {
+        "projection_dim": getattr(args, "projection_dim", None),
+        "block": getattr(args, "block", None),
+        "l2": getattr(args, "l2", None),
+        "loss": getattr(args, "estimator_loss", None),
+        **changes,
+    }
+    est = replace(EstimatorConfig(), **{k: v for k, v in values.items() if v is not None})
+    rows = getattr(args, "max_task_rows", None)
+    if rows is not None:
+        est = replace(est, max_task_rows=None if rows == "all" else rows)
+    return est
+
+
+def run_from_args(args: argparse.Namespace, config: RunConfig) -> Run:
+    """A :class:`Run` in ``--out`` honouring ``--quiet``, ``--restart`` and ``--max-memory``."""
+    return Run(
         args.out,
         config,
         progress=not args.quiet,
         restart=args.restart,
         max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
     )
+
+
+def train_command(args: argparse.Namespace) -> dict[str, Any]:
+    """``graphtag train``: one multi-task model, ``DIR/report.json``."""
+    config = RunConfig(dataset=args.dataset, seed=args.seed, train=train_config_from_args(args))
+    run = run_from_args(args, config)
     data = run.data
     tasks = parse_tasks(args.tasks, int(data.y.size(1)))
     run.check_memory(("inputs", "base_training"))
@@ -205,18 +233,9 @@ def run_pipeline(run: Run) -> dict[str, Any]:
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
     """``graphtag run``: the whole pipeline."""
-    est = EstimatorConfig()
-    changes = {
-        "projection_dim": args.projection_dim,
-        "num_subsets": args.num_subsets,
-        "subset_size": args.subset_size,
-    }
-    from dataclasses import replace
-
-    est = replace(est, **{k: v for k, v in changes.items() if v is not None})
-    rows = getattr(args, "max_task_rows", None)  # "all" keeps every row
-    if rows is not None:
-        est = replace(est, max_task_rows=None if rows == "all" else rows)
+    est = estimator_config_from_args(
+        args, num_subsets=args.num_subsets, subset_size=args.subset_size
+    )
     config = RunConfig(
         dataset=args.dataset,
         seed=args.seed,
@@ -229,13 +248,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         num_seeds=args.num_seeds,
         finetune_recipe=getattr(args, "finetune_recipe", "gd"),
     )
-    run = Run(
-        args.out,
-        config,
-        progress=not args.quiet,
-        restart=args.restart,
-        max_memory=parse_memory_budget(getattr(args, "max_memory", "auto")),
-    )
+    run = run_from_args(args, config)
     num_tasks = int(run.data.y.size(1))
     if config.num_groups != "auto" and int(config.num_groups) > num_tasks:
         raise GraphtagError(
