@@ -71,6 +71,18 @@ def _max_task_rows(text: str) -> int | str:
     return _int_flag(text, 1, MAX_COUNT, "a positive integer or 'all'")
 
 
+def _add_feature_flags(p: argparse.ArgumentParser) -> None:
+    """Gradient-feature flags shared by ``run`` and ``check-estimator``."""
+    p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
+    p.add_argument(
+        "--max-task-rows",
+        type=_max_task_rows,
+        default=None,
+        help="most training and most validation rows per task in the gradient features "
+        "(a seeded subsample; default 10000), or all",
+    )
+
+
 def _num_groups(text: str) -> int | str:
     if text == "auto":
         return text
@@ -176,14 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks per subset (10; grown, with a note, when --num-subsets subsets of this size "
         "cannot make every pair of tasks co-occur 5 times)",
     )
-    p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
-    p.add_argument(
-        "--max-task-rows",
-        type=_max_task_rows,
-        default=None,
-        help="most training and most validation rows per task in the gradient features "
-        "(a seeded subsample; default 10000), or all",
-    )
+    _add_feature_flags(p)
 
     p = sub.add_parser(
         "check-estimator", help="compare Grad-TAG loss estimates with real fine-tuning"
@@ -191,14 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--num-subsets", type=_positive_int, required=True, help="subsets to check")
     p.add_argument("--subset-size", type=_positive_int, default=10, help="tasks per subset (10)")
-    p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
-    p.add_argument(
-        "--max-task-rows",
-        type=_max_task_rows,
-        default=None,
-        help="most training and most validation rows per task in the gradient features "
-        "(a seeded subsample; default 10000), or all",
-    )
+    _add_feature_flags(p)
     p.add_argument(
         "--reference",
         default="gd",
