@@ -1,5 +1,6 @@
-"""graphtag's defaults in one place: the Python classes, the pipeline and the command line read
-them here, so ``GradTAG()`` in a script and ``graphtag run`` compute the same thing.
+"""graphtag's defaults in one place, read by the Python classes, the pipeline and the CLI.
+
+So ``GradTAG()`` in a script and ``graphtag run`` compute the same thing.
 
 Training defaults live in :class:`graphtag.training.TrainConfig`; the real fine-tune's budget in
 :mod:`graphtag.estimation` (``FINETUNE_LR``, ``FINETUNE_STEPS``).
