@@ -56,7 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-STAGES = ("data", "inputs", "base_training", "features", "surrogate", "clustering")
+from graphtag.memory import STAGES  # noqa: E402  (after the path set-up)
+
 SMOKE = {
     "nodes": "200,400",
     "tasks": "4",
@@ -116,7 +117,7 @@ def run_size(job: dict) -> dict:
         estimate_data_memory,
         release_memory,
     )
-    from graphtag.pipeline import EstimatorConfig, Run, RunConfig
+    from graphtag.pipeline import EstimatorConfig, Run, RunConfig, RunOptions, fit_partition
     from graphtag.training import TrainConfig
 
     n, t = job["num_nodes"], job["num_tasks"]
@@ -143,7 +144,7 @@ def run_size(job: dict) -> dict:
     start_rss = current_rss()
     peak = start_rss
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(tmp, config, progress=False)
+        run = Run(config, RunOptions(tmp, progress=False))
 
         def stage(name: str, fn: Callable[[], Any]) -> Any:
             nonlocal peak
@@ -172,7 +173,7 @@ def run_size(job: dict) -> dict:
             return value
 
         data = stage("data", lambda: run.data)
-        estimate = estimate_data_memory(data, train, estimator, device=device)
+        estimate = estimate_data_memory(data, train, run.method, device=device)
         stage("inputs", lambda: run.inputs)
         stage("base_training", run.base_model)
         feats = stage("features", run.features)
@@ -183,7 +184,7 @@ def run_size(job: dict) -> dict:
         if job["evaluate"]:
             stage(
                 "grouped_training",
-                lambda: run.evaluate_partition(groups, "grouped", job["seed"]),
+                lambda: fit_partition(run, groups, "grouped", job["seed"]),
             )
     for row in rows:
         name = row["stage"]

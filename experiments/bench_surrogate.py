@@ -275,14 +275,20 @@ def l2_check(args: argparse.Namespace) -> dict:
 
     from graphtag.estimation import base_losses
     from graphtag.gradients import GradientProjector, network_subset_losses
-    from graphtag.pipeline import EstimatorConfig, Run, RunConfig
-    from graphtag.pipeline._check import check_estimator, compare_losses
+    from graphtag.pipeline import (
+        EstimatorConfig,
+        Run,
+        RunConfig,
+        RunOptions,
+        check_estimator,
+        compare_losses,
+    )
     from graphtag.training import TrainConfig
 
     train = TrainConfig(model="sign", device=args.device, hidden_channels=64, epochs=100)
     est = EstimatorConfig(projection_dim=args.dim)
     cfg = RunConfig(dataset=args.l2_check, seed=args.seed, train=train, estimator=est)
-    run = Run(args.run_dir, cfg, progress=False)
+    run = Run(cfg, RunOptions(args.run_dir, progress=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few subsets leave pairs apart
         checked = check_estimator(run, args.num_subsets, args.subset_size)
@@ -292,7 +298,8 @@ def l2_check(args: argparse.Namespace) -> dict:
     for k, (subset, values) in enumerate(zip(subsets, checked["real_losses"])):
         real[k, list(subset)] = values
     feats, model = run.features(), run.base_model()
-    projector = GradientProjector(dim=args.dim, block=est.block, seed=run.features_key()["seed"])
+    seed = run.estimator.feature_settings()["seed"]
+    projector = GradientProjector(dim=args.dim, block=est.block, seed=seed)
     projector.fit(model)
     base, stats = base_losses(feats).numpy(), task_statistics(feats)
     member = ~np.isnan(real)

@@ -18,9 +18,9 @@ groups), on one SIGN recipe (``graphtag.training.TrainConfig`` with ``--hidden``
    time of the instrumented run minus all recorder time is printed as a consistency check.
 3. **Grad-TAG** -- from the plain model: projected gradient features
    (``GradientProjector(dim=--dim)`` + ``extract_gradient_features``) and the surrogates,
-   estimated losses and affinity (``GradTAG(subset_size, num_subsets, min_pair_count)`` with the
-   pipeline's defaults; ``num_subsets`` is raised to 1.3 times the coverage lower bound when the
-   default cannot give every pair ``min_pair_count`` co-occurrences, e.g. at ``T = 200``).
+   estimated losses and affinity (``GradTAG`` with the pipeline's defaults and its subset plan,
+   ``graphtag.estimation.plan_subsets``: subsets grow when ``num_subsets`` cannot give every pair
+   ``min_pair_count`` co-occurrences, e.g. at ``T = 200``).
 
 Ratios TAG / Grad-TAG are printed for every mode, **with base training** ((plain + recorder) /
 (plain + features + surrogates)) and **without** (recorder / (features + surrogates)), in wall
@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +67,7 @@ from graphtag._utils import derive_seed, git_revision, versions
 from graphtag.artifacts import save_json
 from graphtag.baselines import TAGAffinity
 from graphtag.data import load_dataset
-from graphtag.estimation import GradTAG
+from graphtag.estimation import GradTAG, plan_subsets
 from graphtag.gradients import GradientProjector, extract_gradient_features
 from graphtag.models import prepare_inputs
 from graphtag.pipeline import EstimatorConfig
@@ -177,24 +176,6 @@ def make_recorder(mode: str, args: argparse.Namespace) -> TAGAffinity:
     return TAGAffinity(every=args.every, mode=mode, seed=args.seed)
 
 
-def subset_plan(num_tasks: int, args: argparse.Namespace) -> tuple[int, int, int, str | None]:
-    """``(subset_size, num_subsets, min_pair_count, note)``: the pipeline's caps, plus coverage."""
-    size = max(2, min(args.subset_size, max(2, num_tasks // 2)))
-    num = min(args.num_subsets, math.comb(num_tasks, size))
-    min_pair = min(args.min_pair_count, math.comb(num_tasks - 2, size - 2))
-    pairs = num_tasks * (num_tasks - 1) // 2
-    bound = -(-min_pair * pairs // (size * (size - 1) // 2))
-    note = None
-    if num < bound:
-        new = min(math.ceil(1.3 * bound), math.comb(num_tasks, size))
-        note = (
-            f"num_subsets {num} cannot give every pair {min_pair} co-occurrences (needs >= "
-            f"{bound}); using {new}"
-        )
-        num = new
-    return size, num, min_pair, note
-
-
 def offdiag_corr(a: np.ndarray, b: np.ndarray) -> float | None:
     """Pearson correlation of the symmetrised upper-triangle entries (finite in both)."""
     a = np.asarray(a, dtype=np.float64)
@@ -253,9 +234,9 @@ def bench_dataset(spec: str, args: argparse.Namespace, device: torch.device) -> 
     rec_cpu = sum(c.cpu for c in rec_clocks.values())
 
     # 3. Grad-TAG from the plain model.
-    size, num_subsets, min_pair, note = subset_plan(num_tasks, args)
-    if note:
-        notes.append(note)
+    plan = plan_subsets(num_tasks, args.subset_size, args.num_subsets, args.min_pair_count)
+    notes.extend(plan.notes)  # the pipeline's subset plan (graphtag.estimation.plan_subsets)
+    size, num_subsets, min_pair = plan.subset_size, plan.num_subsets, plan.min_pair_count
     feat = Clock(device)
     with feat():
         projector = GradientProjector(

@@ -63,6 +63,7 @@ from graphtag._utils import derive_seed, git_revision, versions
 from graphtag.artifacts import atomic_write, load_json, save_json
 from graphtag.cli import main as graphtag_main
 from graphtag.errors import GraphtagError
+from graphtag.methods import get_method
 
 METHODS = ("grad-tag", "tag", "higher-order", "pairwise", "random")
 DEFAULT_METHODS = "grad-tag,tag,higher-order,random"
@@ -178,14 +179,14 @@ def run_argv(method: str, args: argparse.Namespace, out: Path) -> list[str]:
     argv += ["--seed", str(args.seed), "--num-seeds", str(args.seeds)]
     argv += ["--num-groups", str(args.num_groups)]
     optional = {"--epochs": args.epochs, "--hidden-channels": args.hidden_channels}
-    if method == "grad-tag":
-        optional |= {
-            "--num-subsets": args.num_subsets,
-            "--subset-size": args.subset_size,
-            "--projection-dim": args.projection_dim,
-        }
-    elif method == "higher-order":
-        optional |= {"--num-subsets": args.ho_num_subsets, "--subset-size": args.subset_size}
+    # Subset and projection flags go to the methods that have those parameters (registry).
+    params = get_method(method)().get_params()
+    if "projection_dim" in params:
+        optional |= {"--num-subsets": args.num_subsets, "--projection-dim": args.projection_dim}
+    elif "num_subsets" in params:  # real training: its own (smaller) subset budget
+        optional["--num-subsets"] = args.ho_num_subsets
+    if "subset_size" in params:
+        optional["--subset-size"] = args.subset_size
     optional["--device"] = args.device
     for flag, value in optional.items():
         if value is not None:
@@ -290,13 +291,13 @@ def _not_cached() -> Any:
 
 def run_from_report(out: Path, report: dict[str, Any]) -> Any:
     """A :class:`graphtag.pipeline.Run` over ``out`` with the configuration ``report`` saved."""
-    from graphtag.pipeline import EstimatorConfig, Run, RunConfig
+    from graphtag.pipeline import EstimatorConfig, Run, RunConfig, RunOptions
     from graphtag.training import TrainConfig
 
     cfg = dict(report["config"])
     cfg["train"] = TrainConfig(**cfg["train"])
     cfg["estimator"] = EstimatorConfig(**cfg["estimator"])
-    return Run(out, RunConfig(**cfg), progress=False)
+    return Run(RunConfig(**cfg), RunOptions(out, progress=False))
 
 
 class ValidationScorer:
@@ -310,7 +311,7 @@ class ValidationScorer:
 
     def __init__(self, ref_dir: Path, ref_report: dict[str, Any]) -> None:
         self.ref = run_from_report(ref_dir, ref_report)
-        if not self.ref.store.is_done("base", self.ref.base_key()):
+        if not self.ref.store.is_done("base", self.ref.stage_key("base")):
             raise GraphtagError(f"{ref_dir}: the saved base model does not match its report")
         self.data = self.ref.data
         self._base_val: float | None = None
@@ -326,6 +327,7 @@ class ValidationScorer:
     ) -> float | None:
         """Mean validation macro AUC over the evaluation seeds (``partitions[r]``: seed r)."""
         from graphtag.grouping import fit_groups
+        from graphtag.pipeline import ModelCache
 
         cfg = run.config
         values = []
@@ -336,7 +338,7 @@ class ValidationScorer:
                     self._base_val = self._val_auc(self.ref.base_logits())
                 values.append(self._base_val)
                 continue
-            cache = run.model_cache(block, seed)
+            cache = ModelCache(run, block, seed)
             try:
                 logits = fit_groups(
                     self.data,

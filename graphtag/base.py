@@ -37,6 +37,8 @@ class Estimator:
         {'factor': 3.0, 'seed': 0}
         >>> est.set_params(seed=1).seed
         1
+        >>> est.with_params(factor=0.5)
+        Scale(factor=0.5, seed=1)
     """
 
     @classmethod
@@ -86,6 +88,21 @@ class Estimator:
         for name, sub_params in nested.items():
             getattr(self, name).set_params(**sub_params)
         return self
+
+    def with_params(self, **changes: Any) -> Estimator:
+        """A new, unfitted estimator with these hyperparameters, ``changes`` applied.
+
+        Raises:
+            GraphtagError: For a name that is not a hyperparameter of this estimator.
+        """
+        params = self.get_params(deep=False)
+        unknown = sorted(set(changes) - set(params))
+        if unknown:
+            raise GraphtagError(
+                f"{type(self).__name__} has no parameter {unknown[0]!r}; its parameters are "
+                f"{sorted(params)}"
+            )
+        return type(self)(**{**params, **changes})
 
     def __repr__(self) -> str:
         """``ClassName(param=value, ...)`` listing the parameters that differ from the defaults."""

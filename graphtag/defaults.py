@@ -7,12 +7,15 @@ Training defaults live in :class:`graphtag.training.TrainConfig`; the real fine-
 """
 
 __all__ = [
+    "FEATURE_NODE_BATCH",
+    "JVP_CHUNK",
     "MAX_TASK_ROWS",
     "MIN_PAIR_COUNT",
     "NUM_SUBSETS",
     "PROJECTION_BLOCK",
     "PROJECTION_DIM",
     "SDP_SOLVER",
+    "SPLIT_RATIOS",
     "SUBSET_SIZE",
     "TAG_EVERY",
 ]
@@ -23,6 +26,12 @@ PROJECTION_DIM = 200
 PROJECTION_BLOCK = "all"
 #: Most training and most validation rows per task in the gradient features (``None``: all).
 MAX_TASK_ROWS = 10_000
+#: Nodes per exact batch while extracting gradient features.
+FEATURE_NODE_BATCH = 1024
+#: Projection directions per vmapped forward-mode JVP.
+JVP_CHUNK = 32
+#: Per-task train / validation / test fractions of the labelled nodes.
+SPLIT_RATIOS = (0.2, 0.2, 0.6)
 #: Task subsets sampled for a subset-based affinity (Grad-TAG, higher-order).
 NUM_SUBSETS = 1000
 #: Tasks per sampled subset (grown when the subsets cannot cover every pair; see the plan).

@@ -11,9 +11,18 @@ import numpy as np
 
 from .artifacts import atomic_write
 
-__all__ = ["METRIC_KEYS", "plot_affinity", "render_report_md", "summarise_seeds"]
+__all__ = ["METRIC_KEYS", "jsonable", "plot_affinity", "render_report_md", "summarise_seeds"]
 
 METRIC_KEYS = ("macro_auc", "macro_ap", "macro_f1", "macro_f1_tuned")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (arrays and tensors as lists, other objects as strings)."""
+    import json
+
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
 
 
 def _clean(v: float) -> float | None:

@@ -71,6 +71,17 @@ def _max_task_rows(text: str) -> int | str:
     return _int_flag(text, 1, MAX_COUNT, "a positive integer or 'all'")
 
 
+def _add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """Where the real-training jobs of ``run`` and ``check-estimator`` run."""
+    from ..executor import EXECUTORS
+
+    p.add_argument(
+        "--executor",
+        **_choices(EXECUTORS, "where many-model jobs run: in-process (local) or on Ray", "local"),
+    )
+    p.add_argument("--ray-address", default=None, help="Ray cluster: auto or HOST:PORT")
+
+
 def _add_feature_flags(p: argparse.ArgumentParser) -> None:
     """Gradient-feature flags shared by ``run`` and ``check-estimator``."""
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
@@ -89,7 +100,14 @@ def _num_groups(text: str) -> int | str:
     return _int_flag(text, 1, MAX_COUNT, "a positive integer or 'auto'")
 
 
+def _choices(names: Sequence[str], help_text: str, default: str) -> dict:
+    """``add_argument`` keywords of a flag whose values come from a registry."""
+    return {"default": default, "choices": list(names), "help": f"{help_text} (default: {default})"}
+
+
 def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> None:
+    from ..models import MODEL_NAMES
+
     p.add_argument(
         "--dataset",
         default="blogcatalog",
@@ -97,25 +115,13 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
     )
     p.add_argument("--out", required=out_required, help="output directory (created)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="master seed (default: 0)")
-    p.add_argument(
-        "--model",
-        default="sign",
-        choices=["sign", "sage", "gcn", "gat"],
-        help="base GNN (default: sign)",
-    )
+    p.add_argument("--model", **_choices(MODEL_NAMES, "base GNN", "sign"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--epochs", type=_positive_int, default=None, help="override training epochs")
     p.add_argument(
         "--hidden-channels", type=_positive_int, default=None, help="override the hidden width"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--executor",
-        default="local",
-        choices=["local", "ray"],
-        help="where many-model jobs run: in-process (local, default) or on Ray",
-    )
-    p.add_argument("--ray-address", default=None, help="Ray cluster: auto or HOST:PORT")
     p.add_argument(
         "--restart", action="store_true", help="ignore finished stages in --out and start afresh"
     )
@@ -130,6 +136,10 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``graphtag`` argument parser (sub-commands ``datasets``, ``train``, ``run``, ...)."""
+    from ..estimation import FINETUNE_RECIPES
+    from ..grouping import GROUPINGS
+    from ..methods import METHODS
+
     parser = _Parser(
         prog="graphtag",
         description="Find which label tasks of a graph should be learned together.",
@@ -160,25 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=6,
         help="largest number of groups that --num-groups auto tries (6)",
     )
+    p.add_argument("--method", **_choices(METHODS, "how task affinity is computed", "grad-tag"))
     p.add_argument(
-        "--method",
-        default="grad-tag",
-        choices=["grad-tag", "tag", "higher-order", "pairwise", "random"],
-        help="how task affinity is computed (default: grad-tag)",
-    )
-    p.add_argument(
-        "--grouping",
-        default="sdp",
-        choices=["sdp", "spectral", "tag-selection"],
-        help="how groups are formed from the affinity (default: sdp)",
+        "--grouping", **_choices(GROUPINGS, "how groups are formed from the affinity", "sdp")
     )
     p.add_argument("--num-seeds", type=_positive_int, default=3, help="evaluation seeds (3)")
     p.add_argument(
         "--finetune-recipe",
-        default="gd",
-        choices=["gd", "base"],
-        help="real fine-tune of --method higher-order and pairwise: gd (deterministic gradient "
-        "descent from the base model; default) or base (the base model's own recipe)",
+        **_choices(
+            FINETUNE_RECIPES,
+            "real fine-tune of --method higher-order and pairwise: gd (deterministic gradient "
+            "descent from the base model) or base (the base model's own recipe)",
+            "gd",
+        ),
     )
     p.add_argument("--num-subsets", type=_positive_int, default=None, help="sampled task subsets")
     p.add_argument(
@@ -189,20 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot make every pair of tasks co-occur 5 times)",
     )
     _add_feature_flags(p)
+    _add_executor_flags(p)
 
     p = sub.add_parser(
         "check-estimator", help="compare Grad-TAG loss estimates with real fine-tuning"
     )
     _add_common(p)
+    _add_executor_flags(p)
     p.add_argument("--num-subsets", type=_positive_int, required=True, help="subsets to check")
     p.add_argument("--subset-size", type=_positive_int, default=10, help="tasks per subset (10)")
     _add_feature_flags(p)
     p.add_argument(
         "--reference",
-        default="gd",
-        choices=["gd", "base"],
-        help="real fine-tune to compare with: gd (deterministic full-batch gradient descent; "
-        "default) or base (the base model's recipe, run with two seeds to report its noise)",
+        **_choices(
+            FINETUNE_RECIPES,
+            "real fine-tune to compare with: gd (deterministic full-batch gradient descent) or "
+            "base (the base model's recipe, run with two seeds to report its noise)",
+            "gd",
+        ),
     )
     return parser
 
@@ -251,11 +259,10 @@ def _check_out(out: str) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     """Checks of flag combinations that argparse cannot express."""
-    if getattr(args, "ray_address", None) is not None and args.executor != "ray":
-        raise GraphtagError(
-            f"--ray-address {args.ray_address} is only used with --executor ray; add "
-            "--executor ray or drop --ray-address"
-        )
+    if getattr(args, "executor", None) is not None:
+        from ..executor import ExecutorConfig
+
+        ExecutorConfig(args.executor, args.ray_address)
     if getattr(args, "out", None) is not None:
         _check_out(args.out)
     if getattr(args, "max_memory", None) is not None:
@@ -311,17 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "datasets":
                 return _cmd_datasets(args)
             _check_args(args)
-            from .. import pipeline
             from ..memory import configure_allocator
+            from ._commands import COMMANDS
 
             configure_allocator()  # large blocks from mmap: freed memory returns to the OS
-
-            if args.command == "train":
-                pipeline.train_command(args)
-            elif args.command == "run":
-                pipeline.run_command(args)
-            elif args.command == "check-estimator":
-                pipeline.check_estimator_command(args)
+            COMMANDS[args.command](args)
             return 0
     except GraphtagError as exc:
         print(f"graphtag: error: {' '.join(str(exc).split())}", file=sys.stderr)

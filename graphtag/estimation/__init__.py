@@ -15,9 +15,17 @@ from ._affinity import (
     pairwise_subset_losses,
     subset_affinity,
 )
-from ._finetune import FinetuneResult, finetune_subset
+from ._finetune import (
+    FINETUNE_LR,
+    FINETUNE_RECIPES,
+    FINETUNE_STEPS,
+    FinetuneResult,
+    finetune_subset,
+    matched_ridge,
+)
 from ._grad_tag import GradTAG, make_synthetic_features
 from ._losses import NetworkLossFn, base_losses, estimate_losses
+from ._plan import SubsetPlan, plan_subsets
 from ._real import (
     PAIRWISE_MAX_TASKS,
     RealContext,
@@ -38,11 +46,15 @@ from ._surrogate import (
 
 __all__ = [
     "DEFAULT_L2",
+    "FINETUNE_LR",
+    "FINETUNE_RECIPES",
+    "FINETUNE_STEPS",
     "PAIRWISE_MAX_TASKS",
     "FinetuneResult",
     "GradTAG",
     "NetworkLossFn",
     "RealContext",
+    "SubsetPlan",
     "SurrogateFit",
     "TaskStats",
     "base_losses",
@@ -53,6 +65,7 @@ __all__ = [
     "higher_order_affinity",
     "l2_scale",
     "make_synthetic_features",
+    "matched_ridge",
     "one_step_surrogates",
     "pair_counts",
     "pairwise_affinity",
@@ -60,6 +73,7 @@ __all__ = [
     "pairwise_real_affinity",
     "pairwise_subset_losses",
     "pairwise_subsets",
+    "plan_subsets",
     "real_subset_losses",
     "sample_task_subsets",
     "subset_affinity",

@@ -11,7 +11,7 @@ from ..errors import GraphtagError, NumericalError
 from ..gradients import VAL, GradientFeatures
 from ._subsets import check_subsets
 from ._surrogate import (
-    _BUDGET,
+    SURROGATE_BUDGET,
     _bce,
     _check_features,
     _device,
@@ -104,7 +104,7 @@ def estimate_losses(
     w_all = weights.detach().to(device=dev, dtype=torch.float64)
     if batch_size is None:
         s_mean = sum(len(s) for s in subs) / num
-        batch_size = max(1, int(_BUDGET / (2.0 * max(blocks.n_max, 1) * s_mean)))
+        batch_size = max(1, int(SURROGATE_BUDGET / (2.0 * max(blocks.n_max, 1) * s_mean)))
     elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GraphtagError(f"batch_size must be a positive integer, got {batch_size!r}")
     nf = blocks.n.to(torch.float64)  # [T + 1]; 0 rows -> 0 / 0 = NaN

@@ -68,7 +68,7 @@ DEFAULT_L2 = 1.0
 
 # Largest number of elements of one temporary tensor (logits of a subset batch, gathered rows
 # for exact Hessians, the batch's d x d factors). 2**25 float64 values are 256 MiB.
-_BUDGET = 2**25
+SURROGATE_BUDGET = 2**25
 
 
 @dataclass
@@ -228,7 +228,7 @@ def _task_blocks(
     src = rows.to(features.features.device)
     # Row chunks: gathering every row at once held a float32 and a float64 copy of all of them
     # (12 bytes per element) next to the blocks.
-    step = max(1, _BUDGET // max(1, d))
+    step = max(1, SURROGATE_BUDGET // max(1, d))
     for lo in range(0, src.numel(), step):
         sl = slice(lo, lo + step)
         g[task[sl], pos[sl]] = features.features[src[sl]].to(device=device, dtype=dtype)
@@ -318,7 +318,7 @@ def _exact_hessian_sums(blocks: _Blocks, mem: Tensor, weights: Tensor) -> Tensor
     """``sum_r p_r (1 - p_r) g_r g_r^T`` over each subset's rows at ``weights``: ``[B, d, d]``."""
     d = blocks.dim
     per = max(1, mem.size(1) * max(blocks.n_max, 1) * d)
-    step = max(1, _BUDGET // per)
+    step = max(1, SURROGATE_BUDGET // per)
     out = []
     for lo in range(0, mem.size(0), step):
         m, w = mem[lo : lo + step], weights[lo : lo + step]
@@ -381,7 +381,7 @@ def task_statistics(
     blocks = _task_blocks(features, TRAIN, dtype, dev)
     num_tasks = blocks.num_tasks
     hs, bs, losses = [], [], []
-    step = max(1, _BUDGET // max(1, blocks.n_max * blocks.dim))
+    step = max(1, SURROGATE_BUDGET // max(1, blocks.n_max * blocks.dim))
     for lo in range(0, num_tasks, step):
         hi = min(lo + step, num_tasks)
         g, o, y, mask = (x[lo:hi] for x in (blocks.g, blocks.o, blocks.y, blocks.mask))
@@ -471,7 +471,7 @@ def one_step_surrogates(
     subs = check_subsets(subsets, stats.num_tasks)
     lam = _absolute_l2(stats, l2, l2_relative)
     mem = _members(subs, stats.num_tasks, stats.H.device)
-    step = max(1, _BUDGET // (2 * stats.dim * stats.dim))
+    step = max(1, SURROGATE_BUDGET // (2 * stats.dim * stats.dim))
     out = []
     for lo in range(0, len(subs), step):
         a, rhs, _, _ = _ridge_system(stats, mem[lo : lo + step], lam)
@@ -491,8 +491,8 @@ def _batch_size(batch_size: int | None, blocks: _Blocks, subsets: list[tuple[int
             raise GraphtagError(f"batch_size must be a positive integer, got {batch_size!r}")
         return batch_size
     s_mean = sum(len(s) for s in subsets) / len(subsets)
-    by_logits = _BUDGET / (2.0 * max(blocks.n_max, 1) * s_mean)
-    by_factors = _BUDGET / (3.0 * blocks.dim * blocks.dim)
+    by_logits = SURROGATE_BUDGET / (2.0 * max(blocks.n_max, 1) * s_mean)
+    by_factors = SURROGATE_BUDGET / (3.0 * blocks.dim * blocks.dim)
     return max(1, min(len(subsets), int(min(by_logits, by_factors))))
 
 

@@ -6,7 +6,6 @@ checkpoints, on the ``"local"`` back-end (in-process) or the ``"ray"`` back-end 
 """
 
 from ._base import (
-    EXECUTORS,
     Job,
     JobFailure,
     JobFn,
@@ -16,9 +15,11 @@ from ._base import (
     normalise_result,
     run_jobs,
 )
+from ._config import EXECUTORS, ExecutorConfig
 
 __all__ = [
     "EXECUTORS",
+    "ExecutorConfig",
     "Job",
     "JobFailure",
     "JobFn",

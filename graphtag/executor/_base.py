@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .._utils import derive_seed
 from ..artifacts import _fault_point, canonical_json, hash_object, save_json
 from ..errors import GraphtagError
+from ._config import EXECUTORS
 
 __all__ = [
     "EXECUTORS",
@@ -41,7 +42,6 @@ __all__ = [
     "run_jobs",
 ]
 
-EXECUTORS = ("local", "ray")
 
 #: ``fn(context, job) -> JSON-serialisable result``.
 JobFn = Callable[[Any, "Job"], Any]

@@ -1,10 +1,13 @@
 """Grouped training and evaluation: one model per task group versus baselines."""
 
 from ._evaluate import evaluate_logits, fit_groups
+from ._partition import GROUPINGS, Grouping, get_grouping
 from ._random import canonical_groups, check_partition, random_groups_like
 from ._select import SelectedGroupsResult, assign_by_validation, fit_selected_groups
 
 __all__ = [
+    "GROUPINGS",
+    "Grouping",
     "SelectedGroupsResult",
     "assign_by_validation",
     "canonical_groups",
@@ -12,5 +15,6 @@ __all__ = [
     "evaluate_logits",
     "fit_groups",
     "fit_selected_groups",
+    "get_grouping",
     "random_groups_like",
 ]

@@ -1,24 +1,38 @@
-"""The pipeline: stages over a run directory, and the CLI commands built on them."""
+"""The pipeline: a stage runner over a run directory, and the CLI's commands built on it.
 
-from ._commands import parse_tasks, run_command, run_pipeline, train_command
-from ._config import METHODS, EstimatorConfig, RunConfig
-from ._run import Run, dataset_key
+``Run(config, options)`` holds the stages (data, inputs, base model, gradient features,
+affinity, groups; see :mod:`graphtag.pipeline._run`); ``run_run``, ``run_train`` and
+``run_check`` are ``graphtag run``, ``train`` and ``check-estimator`` with typed configurations.
+"""
+
+from ._check import check_estimator, compare_losses, reference_noise, run_check
+from ._commands import parse_tasks, run_pipeline, run_run, run_train
+from ._config import EstimatorConfig, RunConfig, RunOptions
+from ._groups import AUTO_K_TOLERANCE
+from ._models import ModelCache, evaluate_seeds, fit_partition, fit_selection
+from ._run import STAGES, Run
+from ._stage import Stage
+from ._stages import dataset_key
 
 __all__ = [
-    "METHODS",
+    "AUTO_K_TOLERANCE",
+    "STAGES",
     "EstimatorConfig",
+    "ModelCache",
     "Run",
     "RunConfig",
+    "RunOptions",
+    "Stage",
+    "check_estimator",
+    "compare_losses",
     "dataset_key",
+    "evaluate_seeds",
+    "fit_partition",
+    "fit_selection",
     "parse_tasks",
-    "run_command",
+    "reference_noise",
+    "run_check",
     "run_pipeline",
-    "train_command",
+    "run_run",
+    "run_train",
 ]
-
-
-def check_estimator_command(args: object) -> dict:
-    """``graphtag check-estimator`` (see :mod:`graphtag.pipeline._check`)."""
-    from ._check import check_estimator_command as _impl
-
-    return _impl(args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from dataclasses import asdict
@@ -14,10 +13,10 @@ import torch
 from .._utils import derive_seed
 from ..artifacts import save_json
 from ..errors import GraphtagError
-from ._config import RunConfig
+from ._config import RunConfig, RunOptions
 from ._run import Run
 
-__all__ = ["check_estimator", "check_estimator_command", "compare_losses", "reference_noise"]
+__all__ = ["check_estimator", "compare_losses", "reference_noise", "run_check"]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -160,10 +159,10 @@ def _network_loss_fn(run: Run, feats: Any) -> Any:
     """``fn(subsets, weights)``: the real network at theta0 + P w on the features' val rows."""
     from ..gradients import VAL, GradientProjector, network_subset_losses
 
-    key = run.features_key()
+    settings = run.estimator.feature_settings()
     model = run.base_model()
     projector = GradientProjector(
-        dim=run.config.estimator.projection_dim, block=run.config.estimator.block, seed=key["seed"]
+        dim=settings["projection_dim"], block=settings["block"], seed=settings["seed"]
     ).fit(model)
     data = run.data
     val = feats.split.cpu() == VAL
@@ -215,89 +214,20 @@ def _checkpointed_seconds(
     return float(sum(found.values()))
 
 
-def check_estimator(
-    run: Run,
-    num_subsets: int,
-    subset_size: int,
-    *,
-    executor: str = "local",
-    ray_address: str | None = None,
-    reference: str = "gd",
-) -> dict[str, Any]:
-    """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real.
-
-    The reference is :func:`graphtag.estimation.finetune_subset` with recipe ``reference``,
-    run through :func:`graphtag.estimation.real_subset_losses` (checkpointed per subset, seed
-    and recipe under ``run.out / "finetune"``, so an interrupted check resumes and a check with
-    the other recipe reuses nothing):
-
-    * ``"gd"`` (default): deterministic full-batch gradient descent from theta0,
-      :data:`~graphtag.estimation._finetune.FINETUNE_STEPS` steps of size
-      :data:`~graphtag.estimation._finetune.FINETUNE_LR`. ``reference_noise`` is ``None`` (a
-      second fine-tune gives the same losses).
-    * ``"base"``: the base model's recipe (Adam, dropout, mini-batches, early stopping on the
-      subset's validation loss). Every subset is fine-tuned twice, with seeds ``seed`` and
-      ``seed + 1``; the statistics compare the estimates with the first seed's table,
-      ``vs_mean_of_seeds`` with the mean of both, and ``reference_noise``
-      (:func:`reference_noise`) compares the two seeds' tables: the ceiling any estimator can
-      reach against this reference.
-
-    The surrogates use the run's estimator settings whatever the reference; with ``l2=None``
-    (the default) their ridge is the absolute
-    :func:`~graphtag.estimation._finetune.matched_ridge` of the ``"gd"`` budget,
-    ``1 / (lr * steps)``.
-
-    Timings: ``fixed_seconds`` is what Grad-TAG pays once whatever the number of subsets (base
-    model, gradient features, per-task statistics); ``estimate_seconds_per_subset`` the
-    surrogate fits and loss estimates of the checked subsets per subset;
-    ``finetune_seconds_per_subset`` the compute seconds of one real fine-tune of a subset
-    (from the checkpoints, so a resumed check reports the fine-tunes of earlier runs too; with
-    ``"base"`` the mean over both seeds' fine-tunes), and ``marginal_cost_ratio`` their ratio.
-
-    Raises:
-        GraphtagError: For an unknown ``reference``, a subset size above ``T`` or a bad
-            estimator loss.
-    """
+def _estimates(run: Run, subsets: list[tuple[int, ...]]) -> dict[str, Any]:
+    """Grad-TAG's estimated losses of ``subsets`` with the run's estimator settings, timed."""
     from ..estimation import (
-        RealContext,
         base_losses,
         estimate_losses,
         fit_surrogates,
-        real_subset_losses,
-        sample_task_subsets,
+        matched_ridge,
         task_statistics,
     )
-    from ..estimation._finetune import (
-        FINETUNE_LR,
-        FINETUNE_RECIPES,
-        FINETUNE_STEPS,
-        matched_ridge,
-    )
 
-    if not isinstance(reference, str) or reference not in FINETUNE_RECIPES:
-        choices = ", ".join(FINETUNE_RECIPES)
-        raise GraphtagError(f"--reference {reference!r} is not a fine-tune recipe; use {choices}")
-    data = run.data
-    num_tasks = int(data.y.size(1))
-    if subset_size > num_tasks:
-        raise GraphtagError(
-            f"--subset-size {subset_size} is larger than the number of tasks ({num_tasks})"
-        )
-    base_model = run.base_model()
     feats = run.features()
-    fixed_seconds = run.timings.get("base_model", 0.0) + run.timings.get("features", 0.0)
-    subsets = sample_task_subsets(
-        num_tasks,
-        subset_size,
-        num_subsets,
-        seed=derive_seed(run.config.seed, "check-subsets"),
-        min_pair_count=0,
-    )
     est_cfg = run.config.estimator
-    if est_cfg.loss not in ("linear", "network"):
-        raise GraphtagError(f"estimator loss must be 'linear' or 'network', got {est_cfg.loss!r}")
     if est_cfg.l2 is None:
-        l2, l2_relative = matched_ridge(FINETUNE_LR, FINETUNE_STEPS), False
+        l2, l2_relative = matched_ridge(), False
     else:
         l2, l2_relative = float(est_cfg.l2), True
     network_fn = _network_loss_fn(run, feats) if est_cfg.loss == "network" else None
@@ -306,19 +236,30 @@ def check_estimator(
     start = time.perf_counter()
     task_stats = task_statistics(feats)
     stats_seconds = time.perf_counter() - start
-    fixed_seconds += stats_seconds
     start = time.perf_counter()
     fit = fit_surrogates(feats, subsets, l2, l2_relative=l2_relative, stats=task_stats)
     estimated = estimate_losses(
         feats, subsets, fit.weights, kind=est_cfg.loss, network_loss_fn=network_fn
     )
-    est_seconds = time.perf_counter() - start
-    estimated_np = np.asarray(estimated.double().cpu())
-    base = np.asarray(base_losses(feats).double().cpu())
+    return {
+        "estimated": np.asarray(estimated.double().cpu()),
+        "base": np.asarray(base_losses(feats).double().cpu()),
+        "fit": fit,
+        "stats_seconds": stats_seconds,
+        "estimate_seconds": time.perf_counter() - start,
+    }
 
-    context = RealContext(base_model, data, run.inputs, run.config.train)
-    recipe = FINETUNE_RECIPES[reference]
-    seeds = [run.config.seed] if reference == "gd" else [run.config.seed, run.config.seed + 1]
+
+def _real_tables(
+    run: Run, subsets: list[tuple[int, ...]], reference: str
+) -> tuple[list[np.ndarray], float]:
+    """Real fine-tunes of ``subsets`` (one table per seed) and their compute seconds."""
+    from ..estimation import FINETUNE_RECIPES, RealContext, real_subset_losses
+
+    context = RealContext(run.base_model(), run.data, run.inputs, run.config.train)
+    seed0 = run.config.seed
+    seeds = [seed0] if reference == "gd" else [seed0, seed0 + 1]
+    executor = run.options.executor
     tables, real_seconds = [], 0.0
     for seed in seeds:
         t0 = time.perf_counter()
@@ -327,115 +268,141 @@ def check_estimator(
                 context,
                 subsets,
                 seed=seed,
-                executor=executor,
+                executor=executor.kind,
                 checkpoint_dir=run.out / "finetune",
                 progress=run.progress,
-                ray_address=ray_address,
+                ray_address=executor.address,
                 recipe=reference,
             )
         )
         seconds = _checkpointed_seconds(
-            run.out / "finetune", context.fingerprint(), subsets, recipe, seed
+            run.out / "finetune", context.fingerprint(), subsets, FINETUNE_RECIPES[reference], seed
         )
         real_seconds += time.perf_counter() - t0 if seconds is None else seconds
-    real = tables[0]
-    stats = compare_losses(subsets, estimated_np, real, base, num_tasks)
+    return tables, real_seconds
+
+
+def _timings(
+    run: Run, fixed: float, est_per_subset: float, real_per_subset: float
+) -> dict[str, Any]:
+    """Fixed and marginal costs of both paths, extrapolated to 2,000 subsets."""
+    n_ref = 2000
+    grad_tag = fixed + n_ref * est_per_subset
+    finetune = run.timings.get("base", 0.0) + n_ref * real_per_subset
+    return {
+        "fixed_seconds": fixed,
+        "estimate_seconds_per_subset": est_per_subset,
+        "finetune_seconds_per_subset": real_per_subset,
+        "marginal_cost_ratio": est_per_subset / real_per_subset if real_per_subset else None,
+        "extrapolated_subsets": n_ref,
+        "extrapolated_grad_tag_seconds": grad_tag,
+        "extrapolated_finetune_seconds": finetune,
+        "extrapolated_cost_ratio": grad_tag / finetune if finetune else None,
+    }
+
+
+def check_estimator(
+    run: Run, num_subsets: int, subset_size: int, *, reference: str = "gd"
+) -> dict[str, Any]:
+    """Estimate ``num_subsets`` random subsets with Grad-TAG and fine-tune them for real.
+
+    The reference is :func:`graphtag.estimation.finetune_subset` with recipe ``reference``,
+    run through :func:`graphtag.estimation.real_subset_losses` (checkpointed per subset, seed
+    and recipe under ``run.out / "finetune"``, so an interrupted check resumes and a check with
+    the other recipe reuses nothing):
+
+    * ``"gd"`` (default): deterministic full-batch gradient descent from theta0.
+      ``reference_noise`` is ``None`` (a second fine-tune gives the same losses).
+    * ``"base"``: the base model's recipe (Adam, dropout, mini-batches, early stopping on the
+      subset's validation loss). Every subset is fine-tuned twice, with seeds ``seed`` and
+      ``seed + 1``; the statistics compare the estimates with the first seed's table,
+      ``vs_mean_of_seeds`` with the mean of both, and ``reference_noise``
+      (:func:`reference_noise`) compares the two seeds' tables: the ceiling any estimator can
+      reach against this reference.
+
+    The surrogates use the run's estimator settings whatever the reference (with ``l2=None``
+    the ridge matched to the ``"gd"`` budget).
+
+    Timings: ``fixed_seconds`` is what Grad-TAG pays once whatever the number of subsets (base
+    model, gradient features, per-task statistics); ``estimate_seconds_per_subset`` the
+    surrogate fits and loss estimates per checked subset; ``finetune_seconds_per_subset`` the
+    compute seconds of one real fine-tune of a subset (from the checkpoints, so a resumed check
+    reports the fine-tunes of earlier runs too), and ``marginal_cost_ratio`` their ratio.
+
+    Raises:
+        GraphtagError: For an unknown ``reference`` or a subset size above ``T``.
+    """
+    from ..estimation import FINETUNE_RECIPES, sample_task_subsets
+
+    if not isinstance(reference, str) or reference not in FINETUNE_RECIPES:
+        choices = ", ".join(FINETUNE_RECIPES)
+        raise GraphtagError(f"--reference {reference!r} is not a fine-tune recipe; use {choices}")
+    num_tasks = run.num_tasks
+    if subset_size > num_tasks:
+        raise GraphtagError(
+            f"--subset-size {subset_size} is larger than the number of tasks ({num_tasks})"
+        )
+    run.base_model()
+    run.features()
+    fixed = run.timings.get("base", 0.0) + run.timings.get("features", 0.0)
+    seed = derive_seed(run.config.seed, "check-subsets")
+    subsets = sample_task_subsets(num_tasks, subset_size, num_subsets, seed=seed, min_pair_count=0)
+    est = _estimates(run, subsets)
+    tables, real_seconds = _real_tables(run, subsets, reference)
+    real, estimated = tables[0], est["estimated"]
+    stats = compare_losses(subsets, estimated, real, est["base"], num_tasks)
     stats["reference"] = reference
     if len(tables) > 1:
-        stats["reference_noise"] = {
-            **reference_noise(real, tables[1], num_tasks),
-            "seeds": seeds,
-        }
-        stats["vs_mean_of_seeds"] = compare_losses(
-            subsets, estimated_np, (tables[0] + tables[1]) / 2, base, num_tasks
-        )
+        noise = reference_noise(real, tables[1], num_tasks)
+        stats["reference_noise"] = {**noise, "seeds": [run.config.seed, run.config.seed + 1]}
+        mean = (tables[0] + tables[1]) / 2
+        stats["vs_mean_of_seeds"] = compare_losses(subsets, estimated, mean, est["base"], num_tasks)
     else:
         stats["reference_noise"] = None
         stats["reference_noise_note"] = (
             "the gd reference is deterministic: a second fine-tune gives the same losses"
         )
     m = len(subsets)
-    est_marginal = est_seconds / m
-    real_marginal = real_seconds / (m * len(tables))
-    n_ref = 2000
     stats.update(
-        {
-            "num_subsets": m,
-            "subset_size": subset_size,
-            "converged": int(torch.as_tensor(fit.converged).sum()),
-            "l2_absolute": float(fit.l2),
-            "finetune": dict(recipe),
-            "timings": {
-                "fixed_seconds": fixed_seconds,
-                "statistics_seconds": stats_seconds,
-                "estimate_seconds_per_subset": est_marginal,
-                "finetune_seconds_per_subset": real_marginal,
-                "marginal_cost_ratio": est_marginal / real_marginal if real_marginal else None,
-                "extrapolated_subsets": n_ref,
-                "extrapolated_grad_tag_seconds": fixed_seconds + n_ref * est_marginal,
-                "extrapolated_finetune_seconds": run.timings.get("base_model", 0.0)
-                + n_ref * real_marginal,
-            },
-        }
+        num_subsets=m,
+        subset_size=subset_size,
+        converged=int(torch.as_tensor(est["fit"].converged).sum()),
+        l2_absolute=float(est["fit"].l2),
+        finetune=dict(FINETUNE_RECIPES[reference]),
     )
-    t = stats["timings"]
-    t["extrapolated_cost_ratio"] = (
-        t["extrapolated_grad_tag_seconds"] / t["extrapolated_finetune_seconds"]
-        if t["extrapolated_finetune_seconds"]
-        else None
+    timings = _timings(
+        run,
+        fixed + est["stats_seconds"],
+        est["estimate_seconds"] / m,
+        real_seconds / (m * len(tables)),
     )
+    stats["timings"] = {"statistics_seconds": est["stats_seconds"], **timings}
     stats["subsets"] = [list(s) for s in subsets]
-    stats["estimated_losses"] = [
-        [_none(v) for v in estimated_np[k, list(s)]] for k, s in enumerate(subsets)
-    ]
-    stats["real_losses"] = [[_none(v) for v in real[k, list(s)]] for k, s in enumerate(subsets)]
+
+    def rows(table: np.ndarray) -> list[list[float | None]]:
+        return [[_none(v) for v in table[k, list(s)]] for k, s in enumerate(subsets)]
+
+    stats["estimated_losses"] = rows(estimated)
+    stats["real_losses"] = rows(real)
     if len(tables) > 1:
-        stats["real_losses_second_seed"] = [
-            [_none(v) for v in tables[1][k, list(s)]] for k, s in enumerate(subsets)
-        ]
+        stats["real_losses_second_seed"] = rows(tables[1])
     return stats
 
 
-def check_estimator_command(args: argparse.Namespace) -> dict[str, Any]:
-    """``graphtag check-estimator``: writes ``DIR/estimator.json``.
-
-    Estimator settings come from :class:`EstimatorConfig`, overridden by the optional flags
-    (:func:`~graphtag.pipeline._commands.estimator_config_from_args`).
-    """
-    from ._commands import estimator_config_from_args, run_from_args, train_config_from_args
-
-    est = estimator_config_from_args(args)
-    train = train_config_from_args(args)
-    config = RunConfig(dataset=args.dataset, seed=args.seed, train=train, estimator=est)
-    run = run_from_args(args, config)
-    run.check_memory(("inputs", "base_training", "features", "surrogate"))
-    stats = check_estimator(
-        run,
-        args.num_subsets,
-        args.subset_size,
-        executor=getattr(args, "executor", "local"),
-        ray_address=getattr(args, "ray_address", None),
-        reference=getattr(args, "reference", "gd"),
-    )
+def run_check(
+    config: RunConfig,
+    options: RunOptions,
+    num_subsets: int,
+    subset_size: int,
+    reference: str = "gd",
+) -> dict[str, Any]:
+    """``graphtag check-estimator``: writes ``DIR/estimator.json`` and returns its content."""
+    run = Run(config, options)
+    run.check_memory(("inputs", "base", "features", "affinity"))
+    stats = check_estimator(run, num_subsets, subset_size, reference=reference)
     report = run.header()
-    report["estimator"] = asdict(est)
+    report["estimator"] = asdict(config.estimator)
     report.update(stats)
     report["warnings"] = run.warnings()
     save_json(run.out / "estimator.json", report)
-    if not args.quiet:
-        within = stats["within_task_spearman"]
-        noise = stats["reference_noise"]
-        noise_text = ""
-        if noise is not None:
-            seeds = noise["within_task_spearman"]
-            noise_text = (
-                f", reference seed-to-seed within-task spearman "
-                f"{'n/a' if seeds is None else f'{seeds:.3f}'}"
-            )
-        print(
-            f"relative error {stats['relative_error']:.4f} (baseline "
-            f"{stats['baseline_relative_error']:.4f}), within-task spearman "
-            f"{'n/a' if within is None else f'{within:.3f}'}{noise_text}, marginal cost ratio "
-            f"{stats['timings']['marginal_cost_ratio']:.4g} -> {run.out}/estimator.json"
-        )
     return report

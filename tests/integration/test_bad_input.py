@@ -662,16 +662,14 @@ BAD_SEEDS = [
     ("empty", "", "expected an integer >= 0, got ''"),
     ("huge", str(2**63), "expected an integer >= 0 (at most 9223372036854775807), got"),
 ]
-BAD_CHOICES = {
-    "--model": ["foo", "SIGN", ""],
-    "--executor": ["foo", ""],
-}
+BAD_CHOICES = {"--model": ["foo", "SIGN", ""]}
 RUN_CHOICES = {
     "--method": ["foo", "gradtag", ""],
     "--grouping": ["foo", "SDP"],
     "--finetune-recipe": ["adam", "GD", ""],
+    "--executor": ["foo", ""],
 }
-CHECK_CHOICES = {"--reference": ["adam", "GD", ""]}
+CHECK_CHOICES = {"--reference": ["adam", "GD", ""], "--executor": ["foo", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
 BAD_MAX_TASK_ROWS = ["0", "-5", "ALL", "1e4", "", "none"]
 BAD_MAX_GROUPS = ["1", "0", "-2", "six", "2.5", "", "auto"]
@@ -793,6 +791,11 @@ def _parse_cases() -> list:
         pytest.param(["bogus"], r"invalid choice: 'bogus'", id="flag/unknown command"),
         pytest.param(["datasets", "extra"], r"unrecognized arguments: extra", id="flag/datasets"),
         pytest.param(
+            [*COMMANDS["train"], "--executor", "ray"],
+            r"unrecognized arguments: --executor ray",
+            id="flag/train has no executor",
+        ),
+        pytest.param(
             ["check-estimator", "--dataset", SYN, "--out", "o"],
             r"check-estimator: the following arguments are required: --num-subsets",
             id="flag/check-estimator without --num-subsets",
@@ -823,14 +826,17 @@ def _value_cases() -> list:
             cases.append(
                 pytest.param(cmd, ["--device", value], pattern, id=f"flag/{cmd} --device {value!r}")
             )
+        if cmd != "train":  # train runs no jobs: it has no executor flags
+            cases.append(
+                pytest.param(
+                    cmd,
+                    ["--ray-address", "auto"],
+                    r"--ray-address auto is only used with --executor ray; add --executor ray or",
+                    id=f"flag/{cmd} --ray-address without --executor ray",
+                )
+            )
         cases += [
             pytest.param(cmd, ["--dataset", "nope"], r"unknown dataset 'nope'", id=f"flag/{cmd} d"),
-            pytest.param(
-                cmd,
-                ["--ray-address", "auto"],
-                r"--ray-address auto is only used with --executor ray; add --executor ray or drop",
-                id=f"flag/{cmd} --ray-address without --executor ray",
-            ),
             pytest.param(cmd, ["--out", ""], r"--out is empty; give an", id=f"flag/{cmd} --out ''"),
             pytest.param(
                 cmd,
@@ -915,7 +921,7 @@ def test_run_subset_size_larger_than_tasks_is_a_documented_warning(tmp_path, cap
 
 def test_out_of_memory_is_one_error(tmp_path, capsys, monkeypatch):
     """out-of-memory: an allocation failure (torch's CPU message) is one line, exit status 2."""
-    import graphtag.pipeline as pipeline
+    from graphtag.cli._commands import COMMANDS as RUNNERS
 
     def oom(args):
         raise RuntimeError(
@@ -924,21 +930,21 @@ def test_out_of_memory_is_one_error(tmp_path, capsys, monkeypatch):
             "memory)"
         )
 
-    monkeypatch.setattr(pipeline, "train_command", oom)
+    monkeypatch.setitem(RUNNERS, "train", oom)
     status, err = _cli(["train", "--dataset", SYN, "--out", str(tmp_path / "o"), *FAST], capsys)
     _assert_one_error(status, err, r"out of memory \(tried to allocate 745\.1 GiB\); the job is")
 
     def numpy_oom(args):
         raise MemoryError("Unable to allocate 2.00 TiB for an array with shape (1, 2)")
 
-    monkeypatch.setattr(pipeline, "train_command", numpy_oom)
+    monkeypatch.setitem(RUNNERS, "train", numpy_oom)
     status, err = _cli(["train", "--dataset", SYN, "--out", str(tmp_path / "o"), *FAST], capsys)
     _assert_one_error(status, err, r"out of memory \(Unable to allocate 2\.00 TiB")
 
     def bug(args):
         raise RuntimeError("a bug, not a user mistake")
 
-    monkeypatch.setattr(pipeline, "train_command", bug)
+    monkeypatch.setitem(RUNNERS, "train", bug)
     with pytest.raises(RuntimeError, match="a bug"):  # other errors keep their traceback
         main(["train", "--dataset", SYN, "--out", str(tmp_path / "o"), *FAST])
 

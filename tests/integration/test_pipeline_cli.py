@@ -98,30 +98,3 @@ def test_rerun_reuses_stages_and_metrics_are_identical(run_dir):
     assert after["groups"] == before["groups"]
     assert {"base", "affinity", "groups"} <= set(after["reused_stages"])
     assert "features" not in after["timings"] or "features" in after["reused_stages"]
-
-
-@pytest.mark.parametrize(
-    ("num_tasks", "num_subsets", "want"),
-    [
-        (39, 1000, (10, 1000, 5)),  # BlogCatalog: the defaults cover every pair 5 times
-        (500, 2000, (32, 2000, 5)),  # the scale target: 10 is too small for 2,000 subsets
-        (500, 1000, (44, 1000, 5)),
-        (12, 1000, (6, 924, 5)),  # capped at T // 2; all 924 subsets of 6
-        (1000, 10, (500, 10, 1)),  # even T // 2 cannot pay for 5: the guarantee is lowered
-    ],
-)
-def test_subset_plan_grows_subsets_to_cover_every_pair(tmp_path, num_tasks, num_subsets, want):
-    import math
-
-    from graphtag.pipeline import EstimatorConfig, Run, RunConfig
-
-    est = EstimatorConfig(num_subsets=num_subsets, subset_size=10, min_pair_count=5)
-    run = Run(tmp_path, RunConfig(dataset="synthetic", estimator=est), progress=False)
-    size, num, min_pair = run._subset_plan(num_tasks)
-    assert (size, num, min_pair) == want
-    pairs = num_tasks * (num_tasks - 1) / 2
-    assert num * size * (size - 1) / 2 >= 1.5 * min_pair * pairs  # the sampler can pay for it
-    if size > 10 and size < num_tasks // 2:  # the smallest size that pays
-        smaller = num * (size - 1) * (size - 2) / 2
-        assert smaller < 1.5 * min_pair * pairs
-    assert math.comb(num_tasks - 2, size - 2) >= min_pair

@@ -78,10 +78,12 @@ def test_random_method_groups_are_balanced_seeded_and_reported(tmp_path):
 
 def test_finetune_recipe_base_for_real_training_methods(tmp_path):
     """--finetune-recipe base trains the subsets with the base recipe; gd jobs are not reused."""
-    from graphtag.estimation._finetune import FINETUNE_RECIPES
-    from graphtag.pipeline._config import FINETUNE_RECIPE_NAMES
+    from graphtag.cli import build_parser
+    from graphtag.estimation import FINETUNE_RECIPES
 
-    assert tuple(FINETUNE_RECIPES) == FINETUNE_RECIPE_NAMES
+    run_parser = build_parser()._subparsers._group_actions[0].choices["run"]
+    (flag,) = [a for a in run_parser._actions if "--finetune-recipe" in a.option_strings]
+    assert flag.choices == list(FINETUNE_RECIPES)  # the CLI reads the registry
     out = tmp_path / "ho"
     args = ["run", "--dataset", SPEC, "--out", str(out), "--method", "higher-order"]
     args += ["--num-subsets", "6", "--subset-size", "3", *TINY]

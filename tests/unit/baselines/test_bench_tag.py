@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from graphtag.estimation import plan_subsets
+
 
 def test_bench_tag_smoke(
     load_experiment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -46,14 +48,11 @@ def test_bench_tag_smoke(
     )
 
 
-def test_subset_plan_raises_num_subsets_to_cover_every_pair(load_experiment) -> None:
+def test_bench_uses_the_pipeline_subset_plan(load_experiment) -> None:
     module = load_experiment("bench_tag")
     args = module.parse_args([])
     assert (args.num_subsets, args.subset_size, args.min_pair_count) == (1000, 10, 5)
-    assert module.subset_plan(39, args) == (10, 1000, 5, None)
-    size, num, min_pair, note = module.subset_plan(200, args)
-    # 5 co-occurrences of each of 19,900 pairs need >= 2,212 subsets of 10 (45 pairs each).
-    assert (size, min_pair) == (10, 5) and num == 2876 and "needs >= 2212" in note
+    assert module.plan_subsets is plan_subsets  # one rule: the library's
     args_bad = ["--modes", "exact,bogus"]
     with pytest.raises(SystemExit):
         module.parse_args(args_bad)

@@ -67,3 +67,11 @@ def test_var_kwargs_are_refused():
 
     with pytest.raises(TypeError, match="must not take"):
         Bad().get_params()
+
+
+def test_with_params_builds_an_unfitted_copy_with_changes():
+    est = Outer(k=5).fit()
+    new = est.with_params(k=6)
+    assert type(new) is Outer and new.k == 6 and est.k == 5 and not hasattr(new, "result_")
+    with pytest.raises(GraphtagError, match="has no parameter 'q'"):
+        est.with_params(q=1)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import graphtag.memory as memory
+import graphtag.memory._measure as measure
 from graphtag.errors import GraphtagError
 from graphtag.memory import (
     STAGES,
@@ -28,7 +29,7 @@ from graphtag.memory import (
     format_bytes,
     parse_memory,
 )
-from graphtag.pipeline import EstimatorConfig
+from graphtag.methods import GradTAGMethod
 from graphtag.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[3]
@@ -39,7 +40,7 @@ def small_estimate(**changes: object):
     sizes = {"num_nodes": 20_000, "num_edges": 160_000, "num_features": 64, "num_tasks": 40}
     sizes.update({k: v for k, v in changes.items() if k in sizes})
     train = TrainConfig(device="cpu")
-    est = EstimatorConfig(
+    est = GradTAGMethod(
         **{k: v for k, v in changes.items() if k in ("projection_dim", "num_subsets")}
     )
     return estimate_run_memory(
@@ -163,9 +164,9 @@ def test_parameter_count_leaves_global_rng_alone() -> None:
 
 def test_device_terms_are_reported_apart() -> None:
     kwargs = {"num_labelled_rows": None}
-    cpu = estimate_run_memory(20_000, 160_000, 64, 40, TrainConfig(), EstimatorConfig(), **kwargs)
+    cpu = estimate_run_memory(20_000, 160_000, 64, 40, TrainConfig(), GradTAGMethod(), **kwargs)
     gpu = estimate_run_memory(
-        20_000, 160_000, 64, 40, TrainConfig(), EstimatorConfig(), device="cuda", **kwargs
+        20_000, 160_000, 64, 40, TrainConfig(), GradTAGMethod(), device="cuda", **kwargs
     )
     assert cpu.device_peak == 0 and gpu.device_peak > 0
     assert gpu.stage("inputs").total == 0  # the hops live on the accelerator
@@ -176,7 +177,7 @@ def test_device_terms_are_reported_apart() -> None:
 
 def test_estimate_rejects_bad_sizes() -> None:
     with pytest.raises(GraphtagError, match="num_nodes must be an integer >= 1, got 0"):
-        estimate_run_memory(0, 10, 4, 3, TrainConfig(), EstimatorConfig())
+        estimate_run_memory(0, 10, 4, 3, TrainConfig(), GradTAGMethod())
 
 
 # ---------------------------------------------------------------------------------- budget
@@ -221,13 +222,13 @@ def test_budget_counts_memory_in_use_and_only_the_given_stages() -> None:
 def test_budget_error_exits_2_through_the_cli(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from graphtag import pipeline
     from graphtag.cli import main
+    from graphtag.cli._commands import COMMANDS
 
     def run_command(args: object) -> None:
         check_memory_budget(small_estimate(), parse_memory("1M"), source="--max-memory")
 
-    monkeypatch.setattr(pipeline, "run_command", run_command)
+    monkeypatch.setitem(COMMANDS, "run", run_command)
     code = main(["run", "--dataset", "synthetic", "--out", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -253,7 +254,7 @@ def test_available_memory_is_positive_and_below_total() -> None:
 def test_available_memory_without_sources_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(memory, "_meminfo_available", lambda: None)
+    monkeypatch.setattr(measure, "_meminfo_available", lambda: None)
     monkeypatch.setitem(sys.modules, "psutil", None)
     with pytest.raises(
         GraphtagError,
@@ -277,8 +278,8 @@ def test_cgroup_limit_lowers_available_memory(
             return real(tmp_path / "none")
         return real(p)
 
-    monkeypatch.setattr(memory, "Path", fake_path)
-    assert memory._cgroup_available() == (512 - 300 + 100) * MiB
+    monkeypatch.setattr(measure, "Path", fake_path)
+    assert measure._cgroup_available() == (512 - 300 + 100) * MiB
 
 
 def test_peak_tracker_sees_a_known_allocation() -> None:
@@ -291,8 +292,12 @@ def test_peak_tracker_sees_a_known_allocation() -> None:
     assert p.method in ("hwm", "sampling") and p.seconds >= 0
 
 
-def test_module_examples() -> None:
-    assert doctest.testmod(memory, raise_on_error=False).failed == 0
+@pytest.mark.parametrize("module", ["", "._check", "._estimate", "._units"])
+def test_module_examples(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"graphtag.memory{module}")
+    assert doctest.testmod(mod, raise_on_error=False).failed == 0
 
 
 # ---------------------------------------------------------------------------------- vs measured
@@ -303,14 +308,15 @@ MEASURE = textwrap.dedent(
     torch.set_num_threads(1)
     from graphtag.memory import PeakTracker, configure_allocator, estimate_data_memory
     from graphtag.memory import release_memory
-    from graphtag.pipeline import EstimatorConfig, Run, RunConfig
+    from graphtag.pipeline import EstimatorConfig, Run, RunConfig, RunOptions
     from graphtag.training import TrainConfig
     from graphtag.estimation import GradTAG
     configure_allocator()  # as the graphtag command does
     tc = TrainConfig(hidden_channels=48, epochs=1, device="cpu")
     ec = EstimatorConfig(projection_dim=48, num_subsets=250, subset_size=5)
     spec = "synthetic:num_nodes=2500,num_tasks=16,num_groups=4,seed=0"
-    run = Run(sys.argv[1], RunConfig(dataset=spec, train=tc, estimator=ec), progress=False)
+    config = RunConfig(dataset=spec, train=tc, estimator=ec)
+    run = Run(config, RunOptions(sys.argv[1], progress=False))
     out = {}
 
     def stage(name, fn):
@@ -325,7 +331,7 @@ MEASURE = textwrap.dedent(
     stage("base_training", run.base_model)
     feats = stage("features", run.features)
     stage("surrogate", lambda: GradTAG(5, 250, min_pair_count=0, seed=0).fit(feats))
-    est = estimate_data_memory(data, tc, ec)
+    est = estimate_data_memory(data, tc, run.method)
     print(json.dumps({"measured": out, "estimate": {s.name: s.total for s in est.stages}}))
     """
 )
@@ -371,7 +377,7 @@ def tiny_run() -> dict:
     from graphtag.training import fit_model
 
     tc = TrainConfig(hidden_channels=8, epochs=1, device="cpu")
-    ec = replace(EstimatorConfig(), projection_dim=6)
+    ec = GradTAGMethod(projection_dim=6)
     data = load_dataset("synthetic:num_nodes=120,num_tasks=5,num_groups=2,seed=0")
     inputs = prepare_inputs(data, tc.model_config, "cpu")
     model = fit_model(data, inputs, None, tc, seed=0).model
@@ -392,17 +398,17 @@ def test_parse_memory_budget() -> None:
 
 def test_check_run_memory_budgets(tiny_run: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tiny_run["data"]
-    tc, ec = TrainConfig(hidden_channels=8, device="cpu"), EstimatorConfig(projection_dim=6)
+    tc, ec = TrainConfig(hidden_channels=8, device="cpu"), GradTAGMethod(projection_dim=6)
     est = memory.check_run_memory(data, tc, ec, "off")
     rest = est.peak_of(STAGES[1:])
     # auto: the remaining stages against what is available now.
-    monkeypatch.setattr(memory, "available_memory", lambda: rest)
+    monkeypatch.setattr(memory._check, "available_memory", lambda: rest)
     assert memory.check_run_memory(data, tc, ec).peak == est.peak
-    monkeypatch.setattr(memory, "available_memory", lambda: rest - 1)
+    monkeypatch.setattr(memory._check, "available_memory", lambda: rest - 1)
     with pytest.raises(GraphtagError, match=r"\(memory available now; --max-memory SIZE or off"):
         memory.check_run_memory(data, tc, ec, "auto")
     # A size limits the whole process: what it holds now counts.
-    monkeypatch.setattr(memory, "current_rss", lambda: 100 * MiB)
+    monkeypatch.setattr(memory._check, "current_rss", lambda: 100 * MiB)
     memory.check_run_memory(data, tc, ec, 100 * MiB + rest)
     with pytest.raises(GraphtagError, match=r"\(--max-memory, of which 100 MiB already in use\)"):
         memory.check_run_memory(data, tc, ec, "100M")
@@ -423,7 +429,7 @@ def test_budget_below_what_is_in_use_only_suggests_a_larger_budget() -> None:
 def test_absurd_model_sizes_are_estimated_not_crashed() -> None:
     """A width no tensor can hold (meta build overflows) gets an analytic parameter bound."""
     train = TrainConfig(hidden_channels=2**31 - 1, device="cpu")
-    est = estimate_run_memory(300, 1000, 16, 4, train, EstimatorConfig())
+    est = estimate_run_memory(300, 1000, 16, 4, train, GradTAGMethod())
     assert est.stage("base_training").held > 2**60
     with pytest.raises(GraphtagError, match=r"largest stage is base_training .*--hidden-channels"):
         check_memory_budget(est, parse_memory("16G"), stages=STAGES[1:3])
