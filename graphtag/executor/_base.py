@@ -303,23 +303,7 @@ def run_jobs(
     for k, job in enumerate(jobs):
         if not isinstance(job, Job):
             raise GraphtagError(f"jobs[{k}] is a {type(job).__name__}, not a graphtag Job")
-    results: list[Any] = [None] * len(jobs)
-    done = [False] * len(jobs)
-    positions: dict[str, list[int]] = {}
-    for k, job in enumerate(jobs):
-        positions.setdefault(job.name, []).append(k)
-    todo: list[tuple[int, Job]] = []
-    for idx in positions.values():
-        job = jobs[idx[0]]
-        found, result = (False, None)
-        if checkpoint_dir is not None:
-            found, result = load_checkpoint(checkpoint_dir, job)
-        if found:
-            for k in idx:
-                results[k], done[k] = result, True
-        else:
-            todo.append((idx[0], job))
-
+    results, done, positions, todo = _reuse_checkpoints(jobs, checkpoint_dir)
     bar = tqdm(total=len(jobs), initial=sum(done), desc=desc, unit="job", disable=not progress)
     failures: list[JobFailure] = []
     first_exc: BaseException | None = None
@@ -369,6 +353,33 @@ def run_jobs(
             results,
         ) from first_exc
     return results
+
+
+def _reuse_checkpoints(
+    jobs: list[Job], checkpoint_dir: str | Path | None
+) -> tuple[list[Any], list[bool], dict[str, list[int]], list[tuple[int, Job]]]:
+    """``(results, done, positions, todo)``: checkpointed results, and the jobs still to run.
+
+    Jobs with equal keys (``positions[name]``: their indices) run once, as ``todo`` entries
+    ``(first index, job)``.
+    """
+    results: list[Any] = [None] * len(jobs)
+    done = [False] * len(jobs)
+    positions: dict[str, list[int]] = {}
+    for k, job in enumerate(jobs):
+        positions.setdefault(job.name, []).append(k)
+    todo: list[tuple[int, Job]] = []
+    for idx in positions.values():
+        job = jobs[idx[0]]
+        found, result = (False, None)
+        if checkpoint_dir is not None:
+            found, result = load_checkpoint(checkpoint_dir, job)
+        if found:
+            for k in idx:
+                results[k], done[k] = result, True
+        else:
+            todo.append((idx[0], job))
+    return results, done, positions, todo
 
 
 def _backend_outcomes(

@@ -286,6 +286,126 @@ def _val_scores(logits: Tensor, y: Tensor, mask: Tensor, defined: Tensor) -> tup
     return val_loss, val_auc
 
 
+@dataclass
+class _Labels:
+    """The labels and masks of the trained tasks (columns in the order of ``tasks``)."""
+
+    tasks: list[int]
+    y: Tensor  # [N, T'] on the device
+    train: Tensor  # [N, T'] bool on the device
+    train_nodes: Tensor  # nodes with a training label in some task
+    val_nodes: Tensor  # nodes with a validation label in some task
+    y_val: Tensor  # [n_val, T'] float (CPU)
+    m_val: Tensor  # [n_val, T'] bool (CPU)
+    y_val_dev: Tensor  # [n_val, T'] bool on the device
+    m_val_dev: Tensor
+    defined: Tensor  # [T'] tasks with both classes in validation
+
+    @classmethod
+    def of(
+        cls, data: Data, tasks: Sequence[int] | None, select: str, device: torch.device
+    ) -> _Labels:
+        """Check the tasks' labels and move them to ``device``."""
+        num_tasks = int(data.y.size(1))
+        task_list = check_tasks(range(num_tasks) if tasks is None else tasks, num_tasks)
+        cols = torch.tensor(task_list)
+        y_all = data.y.index_select(1, cols).float()
+        train_mask = data.train_mask.index_select(1, cols).bool()
+        val_mask = data.val_mask.index_select(1, cols).bool()
+        train_nodes = train_mask.any(1).nonzero().flatten()
+        val_nodes = val_mask.any(1).nonzero().flatten()
+        if train_nodes.numel() == 0:
+            raise GraphtagError(f"tasks {task_list} have no training labels (train_mask is empty)")
+        if val_nodes.numel() == 0:
+            raise GraphtagError(f"tasks {task_list} have no validation labels (val_mask is empty)")
+        y_val, m_val = y_all[val_nodes], val_mask[val_nodes]
+        pos_val = (y_val.bool() & m_val).sum(0)
+        defined = (pos_val > 0) & (pos_val < m_val.sum(0))
+        if select == "auc" and not bool(defined.any()):
+            raise GraphtagError(
+                f"no task of {task_list} has both classes in validation, so ROC-AUC is "
+                "undefined; use select='loss'"
+            )
+        # Validation labels on the compute device: each epoch's loss and ROC-AUC run there.
+        return cls(
+            task_list,
+            y_all.to(device),
+            train_mask.to(device),
+            train_nodes,
+            val_nodes,
+            y_val,
+            m_val,
+            (y_val > 0.5).to(device),
+            m_val.to(device),
+            defined,
+        )
+
+
+@dataclass
+class _EpochContext:
+    """What one epoch of :func:`fit_model` trains and validates on."""
+
+    data: Data
+    inputs: GraphInputs
+    config: TrainConfig
+    lab: _Labels
+    stage: str
+    step_callback: Callable[[nn.Module, NodeBatch, Tensor, Tensor, float], object] | None
+
+    def train_epoch(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, seed: int, epoch: int
+    ) -> float:
+        """One pass over the training nodes; the mean masked BCE of its batches."""
+        lab, device = self.lab, self.inputs.device
+        model.train()
+        total, pairs = torch.zeros((), device=device), torch.zeros((), device=device)
+        batches = self.inputs.batches(
+            lab.train_nodes,
+            self.config.batch_size,
+            train=True,
+            shuffle=True,
+            seed=derive_seed(seed, "epoch", epoch),
+            fanouts=self.config.resolved_fanouts,
+        )
+        for b in batches:
+            mask = lab.train[b.nodes]
+            out = model(*b.args)[b.out]
+            loss = masked_bce(out, lab.y[b.nodes], mask)
+            if not bool(torch.isfinite(loss)):
+                lr = float(optimizer.param_groups[0]["lr"])
+                raise _diverged(
+                    self.stage, "training", epoch, out, lab.y[b.nodes], mask, lab.tasks,
+                    self.data, lr,
+                )  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if self.step_callback is not None:
+                # e.g. TAG's lookahead recorder: (model, batch, y [B, T], mask [B, T], lr)
+                lr = float(optimizer.param_groups[0]["lr"])
+                self.step_callback(model, b, lab.y[b.nodes], mask, lr)
+            count = mask.sum()
+            total = total + loss.detach() * count
+            pairs = pairs + count
+        return float(total / pairs.clamp(min=1))
+
+    def validate(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[float, float]:
+        """Mean validation BCE and ROC-AUC (exact inference on the validation nodes)."""
+        lab = self.lab
+        logits = _predict(
+            model, self.inputs, lab.val_nodes, self.config.eval_batch_size, to_cpu=False
+        )
+        if not bool(torch.isfinite(logits).all()):
+            lr = float(optimizer.param_groups[0]["lr"])
+            raise _diverged(
+                self.stage, "validation", epoch, logits.cpu(), lab.y_val, lab.m_val, lab.tasks,
+                self.data, lr,
+            )  # fmt: skip
+        return _val_scores(logits, lab.y_val_dev, lab.m_val_dev, lab.defined)
+
+
 def fit_model(
     data: Data,
     inputs: GraphInputs,
@@ -365,32 +485,8 @@ def fit_model(
         raise GraphtagError(f"select must be 'auc' or 'loss', got {select!r}")
     _check_inputs(data, inputs, config)
     _check_finite_inputs(inputs, stage)
-    num_tasks = int(data.y.size(1))
-    task_list = check_tasks(range(num_tasks) if tasks is None else tasks, num_tasks)
-    cols = torch.tensor(task_list)
-    y_all = data.y.index_select(1, cols).float()
-    train_mask = data.train_mask.index_select(1, cols).bool()
-    val_mask = data.val_mask.index_select(1, cols).bool()
-    train_nodes = train_mask.any(1).nonzero().flatten()
-    val_nodes = val_mask.any(1).nonzero().flatten()
-    if train_nodes.numel() == 0:
-        raise GraphtagError(f"tasks {task_list} have no training labels (train_mask is empty)")
-    if val_nodes.numel() == 0:
-        raise GraphtagError(f"tasks {task_list} have no validation labels (val_mask is empty)")
-    y_val, m_val = y_all[val_nodes], val_mask[val_nodes]
-    pos_val = (y_val.bool() & m_val).sum(0)
-    defined = (pos_val > 0) & (pos_val < m_val.sum(0))
-    if select == "auc" and not bool(defined.any()):
-        raise GraphtagError(
-            f"no task of {task_list} has both classes in validation, so ROC-AUC is undefined; "
-            "use select='loss'"
-        )
-
+    lab = _Labels.of(data, tasks, select, inputs.device)
     device = inputs.device
-    y_dev, train_dev = y_all.to(device), train_mask.to(device)
-    # Validation labels on the compute device: each epoch's loss and ROC-AUC run there.
-    y_val_dev, m_val_dev = (y_val > 0.5).to(device), m_val.to(device)
-    batch_size = config.batch_size
     fork_devices = (
         [device.index if device.index is not None else 0] if device.type == "cuda" else []
     )
@@ -398,7 +494,8 @@ def fit_model(
         torch.manual_seed(derive_seed(seed, "fit_model"))
         if device.type == "cuda":
             torch.cuda.manual_seed(derive_seed(seed, "fit_model", "cuda"))
-        model = _initial_model(init, config, inputs, task_list, num_tasks).to(device)
+        num_tasks = int(data.y.size(1))
+        model = _initial_model(init, config, inputs, lab.tasks, num_tasks).to(device)
         optimizer = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -408,54 +505,20 @@ def fit_model(
         bar = tqdm(
             range(1, config.epochs + 1), disable=not progress, desc="fit_model", unit="epoch"
         )
+        ctx = _EpochContext(data, inputs, config, lab, stage, step_callback)
         for epoch in bar:
-            model.train()
-            total, pairs = torch.zeros((), device=device), torch.zeros((), device=device)
-            batches = inputs.batches(
-                train_nodes,
-                batch_size,
-                train=True,
-                shuffle=True,
-                seed=derive_seed(seed, "epoch", epoch),
-                fanouts=config.resolved_fanouts,
-            )
-            for b in batches:
-                mask = train_dev[b.nodes]
-                out = model(*b.args)[b.out]
-                loss = masked_bce(out, y_dev[b.nodes], mask)
-                if not bool(torch.isfinite(loss)):
-                    lr = float(optimizer.param_groups[0]["lr"])
-                    raise _diverged(
-                        stage, "training", epoch, out, y_dev[b.nodes], mask, task_list, data, lr
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if step_callback is not None:
-                    # e.g. TAG's lookahead recorder: (model, batch, y [B, T], mask [B, T], lr)
-                    step_callback(
-                        model, b, y_dev[b.nodes], mask, float(optimizer.param_groups[0]["lr"])
-                    )
-                count = mask.sum()
-                total = total + loss.detach() * count
-                pairs = pairs + count
+            train_loss = ctx.train_epoch(model, optimizer, seed, epoch)
             if epoch % config.eval_every and epoch != config.epochs:
                 continue
-            logits = _predict(model, inputs, val_nodes, config.eval_batch_size, to_cpu=False)
-            if not bool(torch.isfinite(logits).all()):
-                lr = float(optimizer.param_groups[0]["lr"])
-                raise _diverged(
-                    stage, "validation", epoch, logits.cpu(), y_val, m_val, task_list, data, lr
-                )
-            val_loss, val_auc = _val_scores(logits, y_val_dev, m_val_dev, defined)
-            del logits
+            val_loss, val_auc = ctx.validate(model, optimizer, epoch)
+            seconds = time.perf_counter() - start
             history.append(
                 {
                     "epoch": epoch,
-                    "train_loss": float(total / pairs.clamp(min=1)),
+                    "train_loss": train_loss,
                     "val_loss": val_loss,
                     "val_auc": val_auc,
-                    "seconds": time.perf_counter() - start,
+                    "seconds": seconds,
                 }
             )
             score = val_auc if select == "auc" else -val_loss
@@ -474,6 +537,6 @@ def fit_model(
         best_val=float(best_val),
         history=history,
         seconds=time.perf_counter() - start,
-        tasks=task_list,
+        tasks=lab.tasks,
         select=select,
     )
