@@ -4,7 +4,7 @@ Given an affinity ``A`` ``[T, T]`` (``A[t][u]``: how much a step on task ``u`` h
 row = recipient, as stored by :class:`~graphtag.baselines.TAGAffinity`), a group ``G`` scores
 task ``t in G`` by ``s(G, t) = mean_{u in G, u != t} A[t][u]``. A selection of at most ``B``
 groups scores ``mean_t max_{G chosen, t in G} s(G, t)``; a task in no chosen group scores
-``-inf``, so every valid selection covers all tasks. See ALGORITHMS.md §9.
+``-inf``, so every valid selection covers all tasks. See docs/algorithms.md §9.
 """
 
 from __future__ import annotations
@@ -59,22 +59,20 @@ def select_groups(
     """Choose at most ``max_groups`` task groups maximising TAG's selection objective.
 
     ``method="exact"`` returns an optimal selection. The candidates are all groups of
-    ``min_size..T`` tasks. Instead of a branch and bound over sets of candidates (which needed
-    25 s for ``T = 10, B = 3`` because the bounds are loose), it uses that the optimum equals
+    ``min_size..T`` tasks. Instead of a branch and bound over sets of candidates (slow: the
+    bounds are loose), it uses that the optimum equals
     the best partition of the tasks into at most ``B`` blocks ``P`` (the tasks each chosen
     group serves), a block scoring ``v(P) = max_{G >= P} sum_{t in P} s(G, t)``; a dynamic
-    programme over task subsets solves this in ``O(B 3^T)`` time and ``O(3^T)`` memory
-    (0.02 s for ``T = 10``, 0.3 s for ``T = 12``, about 4 s for ``T = 14`` on one CPU core).
+    programme over task subsets solves this in ``O(B 3^T)`` time and ``O(3^T)`` memory.
     ``method="greedy"`` builds candidates around every task (the task plus its ``k - 1``
     strongest partners by ``A[t][u]`` and by ``(A[t][u] + A[u][t]) / 2``, for ``k`` =
     ``min_size..16`` then geometrically (x1.25) up to ``T``, plus the group of all tasks),
     adds the candidate of largest gain ``max_groups`` times, then replaces single groups by a
     candidate or by a neighbour of a chosen group (one task added or removed), or moves one
     task from a chosen group to another, while the objective improves; for ``T <= 64`` it
-    restarts from each of the 8 candidates of largest standalone gain and keeps the best. On
-    40 random Gaussian ``T = 9..12`` instances it was within 3.8% of the optimum (mean 0.4%,
-    exact on 33); ``T = 200, B = 20`` takes about 5 s. ``"auto"`` is exact
-    for ``T <= 12`` and greedy above.
+    restarts from each of the 8 candidates of largest standalone gain and keeps the best (its
+    gap to the optimum: experiments/README.md). ``"auto"`` is exact for ``T <= 12`` and greedy
+    above.
 
     Both methods return a selection covering every task (the group of all tasks alone is
     valid, so one always exists); the greedy search gives uncovered tasks a finite penalty

@@ -1,6 +1,6 @@
 """Grad-TAG estimation: task subsets, surrogates, estimated losses and task affinity.
 
-See ALGORITHMS.md §4-§6. Typical use::
+See docs/algorithms.md §4-§6. Typical use::
 
     est = GradTAG(subset_size=10, num_subsets=2000, seed=0).fit(features)
     est.affinity_  # [T, T], feed to graphtag.clustering

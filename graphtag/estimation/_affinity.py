@@ -1,4 +1,4 @@
-"""Task affinity from subset losses (ALGORITHMS.md §5).
+"""Task affinity from subset losses (docs/algorithms.md §5).
 
 Orientation: ``A[i, j]`` says how much the presence of task ``j`` in a subset helps task ``i``
 (row = recipient, column = partner); higher means more compatible.

@@ -1,7 +1,7 @@
 """Real fine-tuning of a task subset from the base model: THE one real-training path.
 
 Every consumer of "train the subset for real" (``check-estimator``, the higher-order and pairwise
-affinity methods, the scale benchmarks) goes through :func:`finetune_subset`, so the recipes are
+affinity methods, the benchmarks) goes through :func:`finetune_subset`, so the recipes are
 defined in one place. Two recipes exist (:data:`FINETUNE_RECIPES`); both start from theta0 (the
 base model, head restricted to the subset's rows), train every parameter on the subset's
 training labels only (masked BCE, mean over labelled (node, task) pairs) and report each task's
@@ -11,54 +11,21 @@ validation BCE (exact inference):
   the whole training loss, accumulated over exact node chunks), ``steps`` steps of size ``lr``
   (:data:`FINETUNE_STEPS`, :data:`FINETUNE_LR`), eval-mode forward passes (no dropout), no
   validation-based checkpoint selection (the losses after the last step). Deterministic: the
-  losses of a subset are a function of the subset alone (``seed`` is ignored).
-* ``"base"``: the base model's own recipe, Issue 3's literal definition, via
-  :func:`~graphtag.training.fit_model` (``init=theta0``, ``select="loss"``): Adam with
-  ``TrainConfig.lr`` and ``weight_decay``, dropout, shuffled mini-batches of
-  ``TrainConfig.batch_size``, at most ``TrainConfig.epochs`` epochs, early stopping after
-  ``TrainConfig.patience`` epochs without a lower mean validation BCE of the subset, and the
-  best checkpoint's per-task validation BCE. Stochastic: ``seed`` drives dropout and batching.
+  losses of a subset are a function of the subset alone (``seed`` is ignored). A step that
+  raises the training loss is undone and retried at half the step size, so the training loss
+  never increases; :attr:`FinetuneResult.lr` reports the step size in use at the end.
+* ``"base"``: the base model's own recipe via :func:`~graphtag.training.fit_model`
+  (``init=theta0``, ``select="loss"``): Adam with ``TrainConfig.lr`` and ``weight_decay``,
+  dropout, shuffled mini-batches, at most ``TrainConfig.epochs`` epochs with early stopping on
+  the subset's mean validation BCE. Stochastic: ``seed`` drives dropout and batching.
 
-When to use which. ``"gd"`` is the reference against which estimators are ranked (the default
-of ``check-estimator`` and of the real-training affinity methods): the differences between
-subsets are what the subsets do, not what a seed did, and it is the fine-tune the Grad-TAG
-surrogate approximates. ``"base"`` answers "what would actually training the subset with the
-project's recipe give", and ``check-estimator --reference base`` measures how much of that is
-seed noise (two fine-tunes per subset, ``reference_noise`` in ``estimator.json``): use it to
-show the noise ceiling of the base recipe, or when the literal recipe is what must be judged.
-Evidence, measured on BlogCatalog (SIGN base model, 20 subsets of 10 tasks, two fine-tunes per
-subset):
-
-* With the base recipe the real loss after fine-tuning is dominated by run-to-run noise: its
-  spread over seeds (sd 0.0038) equals its spread over subsets (0.0036), and the within-task
-  Spearman correlation between two seeds' tables is 0.10 (0.23 with the same seed for every
-  subset). No estimator can rank subsets against such a reference: the within-task Spearman
-  correlation of an estimator against one seed's table is bounded by about the square root of
-  that seed-to-seed correlation. Adam's first steps from fresh moment estimates move every
-  parameter by about ``lr`` (a sign step), raising every validation loss by 4-8% whatever the
-  subset; early stopping then picks the least damaged of epochs 1-2. Measured again with
-  ``check-estimator --reference base`` (seeds 0 and 1): seed-to-seed within-task Spearman
-  correlation 0.03 (22 tasks), mean ``|L1 - L2| / L1`` 0.042, as large as the Grad-TAG
-  estimate's relative error against the first seed (0.040; 0.036 against the mean of both) and
-  the "nothing changes" baseline's (0.043); the estimate's within-task Spearman correlation was
-  -0.03 (0.04 against the mean); validation losses rose by 3.9% on average, and the best epoch
-  was 1-2 in 36 of 40 fine-tunes.
-* Gradient descent on the linearised, projected model with a ridge is what the Grad-TAG
-  surrogate solves (ALGORITHMS.md §4), and ``steps`` of gradient descent of size ``lr`` behave
-  like a ridge of strength ``1 / (lr * steps)`` (early stopping as implicit regularisation), so
-  the ``"gd"`` path is the fine-tune the surrogate approximates: :func:`matched_ridge` gives the
-  estimator's ridge for this budget. With it the within-task Spearman correlation of estimated
-  versus real losses was 0.85 on BlogCatalog and 0.65 on Wikipedia-POS (40 subsets; ridges 3x
-  larger or smaller matched worse), against at most 0.10-0.23 for any estimator against the
-  base recipe.
-* Budget: ``lr = 0.1`` is stable for the default SIGN models (``lr = 1`` oscillates);
-  30 steps change the validation losses by 1.4% (BlogCatalog) and 2.2% (Wikipedia-POS) on
-  average, well above rounding, while staying in the regime where the linearisation holds
-  (at 60-100 steps the agreement drops to 0.75 and 0.65 on BlogCatalog).
-
-In ``"gd"``, a step that raises the training loss (too large a step for the model's curvature)
-is undone and retried at half the step size, so the training loss never increases;
-:attr:`FinetuneResult.lr` reports the step size in use at the end.
+``"gd"`` is the reference estimators are ranked against: the differences between subsets are
+what the subsets do, not what a seed did, and ``steps`` of gradient descent of size ``lr`` act
+like a ridge of ``1 / (lr * steps)`` (early stopping as implicit regularisation), the surrogate
+Grad-TAG solves (docs/algorithms.md §4; :func:`matched_ridge`). ``"base"`` answers what training
+the subset with the project's own recipe gives; ``check-estimator --reference base`` measures
+how much of that is seed noise. The evidence for both choices (noise of the base recipe, the
+budget, the matched ridge) is in experiments/README.md ("Reference fine-tune").
 
 Job keys (:func:`~graphtag.estimation.real_subset_losses`, ``check-estimator``) hold the recipe's
 entry of :data:`FINETUNE_RECIPES`, so checkpoints of one recipe are never reused for the other.

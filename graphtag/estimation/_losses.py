@@ -1,4 +1,4 @@
-"""Estimated validation losses of tasks under subset surrogates (ALGORITHMS.md §4)."""
+"""Estimated validation losses of tasks under subset surrogates (docs/algorithms.md §4)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Both methods fine-tune one model per task subset from the base model theta0 with
 :func:`~graphtag.estimation.finetune_subset` (the one real subset-training path), measure each
 task's validation BCE, and turn the loss table into an affinity matrix with the same formulas as
-Grad-TAG (ALGORITHMS.md §5): :func:`~graphtag.estimation.subset_affinity` for random subsets of
+Grad-TAG (docs/algorithms.md §5): :func:`~graphtag.estimation.subset_affinity` for random subsets of
 size ``s``, :func:`~graphtag.estimation.pairwise_affinity` for all singles and pairs. They are the
 "true" affinities Grad-TAG estimates, and the reference of ``check-estimator`` (§6).
 

@@ -1,4 +1,4 @@
-"""Random task subsets for Grad-TAG (ALGORITHMS.md §5).
+"""Random task subsets for Grad-TAG (docs/algorithms.md §5).
 
 The sampler draws distinct subsets uniformly at random, then repairs the sample so that every pair
 of tasks co-occurs in at least ``min_pair_count`` subsets (an affinity ``A[i, j]`` is a mean over
@@ -137,9 +137,8 @@ def sample_task_subsets(
     The result has exactly ``num_subsets`` subsets (a fixed compute budget; ``num_subsets`` is
     never raised silently). If the target coverage is provably impossible (fewer than
     ``ceil(min_pair_count T (T - 1) / (s (s - 1)))`` subsets), or the repair gets stuck, a
-    :class:`~graphtag.errors.GraphtagError` says how many subsets are needed. The repair succeeded
-    from about 1.2 times that lower bound in our checks (T = 100, s = 10, min_pair_count = 5:
-    bound 550, success at 650, failure at 600). The expected co-occurrence count of a pair under
+    :class:`~graphtag.errors.GraphtagError` says how many subsets are needed. :func:`plan_subsets`
+    plans budgets the repair can meet. The expected co-occurrence count of a pair under
     uniform sampling is ``M s (s - 1) / (T (T - 1))``.
 
     Args:

@@ -1,4 +1,4 @@
-"""Grad-TAG surrogates: offset logistic regression on projected gradients (ALGORITHMS.md §4).
+"""Grad-TAG surrogates: offset logistic regression on projected gradients (docs/algorithms.md §4).
 
 For a task subset ``S`` the surrogate is the linearised model ``f_t(x_i; theta0 + P w) ~= o[i, t] +
 g[i, t] . w`` fitted on the training rows of the tasks in ``S``:
@@ -59,12 +59,8 @@ __all__ = [
 ]
 
 #: Default ridge strength, *relative* to :func:`l2_scale` (the mean diagonal of the base
-#: Hessian). Chosen on real features (``experiments/bench_surrogate.py --l2-check``, SIGN base
-#: models, d = 64): with relative ridges of 1e-3 .. 0.1 the fitted ``w`` leaves the region where
-#: the linearisation holds (surrogate and real network at ``theta0 + P w`` disagree by 4-90% in
-#: validation loss), at 1 they agree to about 1% (0.4% on BlogCatalog) and the estimate is as
-#: close to real fine-tuning as the "nothing changes" baseline or closer (BlogCatalog: 1.7%
-#: versus 1.8%; at 1e-2: 7.9%).
+#: Hessian), for callers that pass no ridge of their own (evidence: experiments/README.md,
+#: ``bench_surrogate.py --l2-check``). The pipeline uses the matched ridge instead.
 DEFAULT_L2 = 1.0
 
 # Largest number of elements of one temporary tensor (logits of a subset batch, gathered rows

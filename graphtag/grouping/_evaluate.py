@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
+from tqdm.auto import tqdm
 
 from ..metrics import Evaluator, tune_thresholds
 from ..models import GraphInputs
@@ -85,14 +86,14 @@ def fit_groups(
         init: Optional warm start (see :func:`graphtag.training.fit_model`).
         cache: Optional ``cache(tasks, compute) -> logits`` wrapper that reuses finished group
             models (the pipeline passes one that checkpoints each model's logits).
-        progress: Progress bars.
+        progress: Show a progress bar over the groups.
 
     Returns:
         float32 logits ``[N, T]`` (on the CPU).
     """
     num_nodes, num_tasks = data.y.shape
     logits = torch.full((num_nodes, num_tasks), float("nan"))
-    for group in groups:
+    for group in tqdm(groups, desc="group models", unit="model", disable=not progress):
         tasks = [int(t) for t in group]
 
         def compute(tasks: list[int] = tasks) -> Tensor:

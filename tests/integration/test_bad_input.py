@@ -1,4 +1,4 @@
-"""The bad-input suite (issue 8): malformed inputs for every loader and every CLI flag.
+"""The bad-input suite: malformed inputs for every loader and every CLI flag.
 
 Every case is a row of a table below, named ``<category>/<what>``. A case either ends with one
 clear error (a :class:`~graphtag.errors.GraphtagError` from the Python API that names the what

@@ -226,7 +226,7 @@ def test_compare_losses_against_hand_computed_values():
 
 @pytest.mark.slow
 def test_issue_targets_on_wikipedia_pos(tmp_path):
-    """Issue 3's targets with default settings (CPU: a few minutes)."""
+    """The estimator's targets against the gd reference, default settings (CPU: a few minutes)."""
     out = tmp_path / "wp"
     args = ["check-estimator", "--dataset", "wikipedia-pos", "--num-subsets", "40"]
     assert main([*args, "--out", str(out), "--device", "cpu", "--quiet"]) == 0

@@ -475,7 +475,6 @@ def test_restart_recomputes_everything(driver, reference, tmp_path):
     _assert_same_result(out, reference)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes with /proc")
 def test_killed_ray_run_leaves_no_process_and_resumes(driver, reference_higher_order, tmp_path):
     """A local Ray instance started by the run dies with it; nothing writes to the folder after.

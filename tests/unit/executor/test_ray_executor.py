@@ -1,8 +1,7 @@
 """The Ray back-end on a local one-CPU Ray instance: same results as local, retries, resume.
 
-Skipped when ray is not installed (``pip install 'graphtag[ray]'``). Starting Ray takes about
-8-12 s on a 2-core machine, so every test of this file shares one instance; the tests that
-(re)start worker processes importing torch_geometric are marked ``slow`` (``--runslow``).
+Ray is in the test extra, so these run in CI; skipped only where ray is not installed. Starting
+Ray takes several seconds, so every test of this file shares one instance.
 """
 
 from __future__ import annotations
@@ -93,7 +92,6 @@ def test_lost_worker_costs_only_its_job(tmp_path: Path) -> None:
     assert out == run_jobs(jobs, seeded_fn, make_ctx(tmp_path, log=ctx["log"] + "2"))
 
 
-@pytest.mark.slow  # ~4 s: restarts a worker
 def test_lost_worker_beyond_retries_is_reported(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, die_once=[1])
     jobs = [Job({"x": x}) for x in range(3)]
@@ -118,7 +116,6 @@ def test_ray_failure_reported_then_resumed(tmp_path: Path) -> None:
     assert out == run_jobs(jobs, seeded_fn, make_ctx(tmp_path, log=str(tmp_path / "log3")))
 
 
-@pytest.mark.slow  # ~7 s: a worker imports torch_geometric (pickled path: test_real_affinity)
 def test_real_fine_tunes_on_ray_equal_local(tmp_path: Path) -> None:
     import torch
 
