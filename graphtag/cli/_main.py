@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``graphtag`` argument parser (sub-commands ``datasets``, ``train``, ``run``, ...)."""
     from ..estimation import FINETUNE_RECIPES
     from ..grouping import GROUPINGS
-    from ..methods import METHODS
+    from ..methods import DEFAULT_METHOD, METHODS
 
     parser = _Parser(
         prog="graphtag",
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=6,
         help="largest number of groups that --num-groups auto tries (6)",
     )
-    p.add_argument("--method", **_choices(METHODS, "how task affinity is computed", "grad-tag"))
+    p.add_argument("--method", **_choices(METHODS, "how task affinity is computed", DEFAULT_METHOD))
     p.add_argument(
         "--grouping", **_choices(GROUPINGS, "how groups are formed from the affinity", "sdp")
     )

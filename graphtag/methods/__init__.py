@@ -24,6 +24,7 @@ from ._real import HigherOrderMethod, PairwiseMethod
 from ._tag import TAGMethod
 
 __all__ = [
+    "DEFAULT_METHOD",
     "METHODS",
     "AffinityContext",
     "AffinityMethod",
@@ -41,6 +42,10 @@ METHODS: dict[str, type[AffinityMethod]] = {
     cls.name: cls
     for cls in (GradTAGMethod, TAGMethod, HigherOrderMethod, PairwiseMethod, RandomMethod)
 }
+
+
+#: The method ``graphtag run`` uses unless told otherwise.
+DEFAULT_METHOD = GradTAGMethod.name
 
 
 def get_method(name: str) -> type[AffinityMethod]:

@@ -16,6 +16,7 @@ from ..defaults import (
 )
 from ..errors import GraphtagError
 from ..executor import ExecutorConfig
+from ..methods import DEFAULT_METHOD
 from ..training import TrainConfig
 
 __all__ = ["EstimatorConfig", "RunConfig", "RunOptions"]
@@ -81,7 +82,7 @@ class RunConfig:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    method: str = "grad-tag"
+    method: str = DEFAULT_METHOD
     grouping: str = "sdp"
     num_groups: int | str = "auto"
     max_groups: int = 6
