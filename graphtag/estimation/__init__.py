@@ -24,7 +24,7 @@ from ._finetune import (
     matched_ridge,
 )
 from ._grad_tag import GradTAG, make_synthetic_features
-from ._losses import NetworkLossFn, base_losses, estimate_losses
+from ._losses import NetworkLossFn, base_losses, estimate_losses, estimate_scores
 from ._plan import SubsetPlan, plan_subsets
 from ._real import (
     PAIRWISE_MAX_TASKS,
@@ -60,6 +60,7 @@ __all__ = [
     "base_losses",
     "check_subsets",
     "estimate_losses",
+    "estimate_scores",
     "finetune_subset",
     "fit_surrogates",
     "higher_order_affinity",

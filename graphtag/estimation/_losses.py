@@ -9,10 +9,12 @@ from torch import Tensor
 
 from ..errors import GraphtagError, NumericalError
 from ..gradients import VAL, GradientFeatures
+from ..metrics._evaluator import _auc_labelled
 from ._subsets import check_subsets
 from ._surrogate import (
     SURROGATE_BUDGET,
     _bce,
+    _Blocks,
     _check_features,
     _device,
     _logits,
@@ -21,7 +23,7 @@ from ._surrogate import (
     _task_blocks,
 )
 
-__all__ = ["NetworkLossFn", "base_losses", "estimate_losses"]
+__all__ = ["NetworkLossFn", "base_losses", "estimate_losses", "estimate_scores"]
 
 #: ``network_loss_fn(subsets, weights [M, d]) -> [M, T]``: validation loss of every task when the
 #: real network is evaluated at ``theta0 + P w_S`` (entries of tasks outside a subset are ignored).
@@ -98,6 +100,73 @@ def estimate_losses(
         raise GraphtagError(f"unknown loss kind {kind!r}; use 'linear' or 'network'")
     if network_loss_fn is not None:
         raise GraphtagError("network_loss_fn is only used with kind='network'")
+    return _linear_scores(features, subs, weights, batch_size, device, with_auc=False)[0]
+
+
+def estimate_scores(
+    features: GradientFeatures,
+    subsets: Sequence[Sequence[int]],
+    weights: Tensor,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Validation loss and ROC-AUC of every task in every subset under its linear surrogate.
+
+    The logits of task ``t``'s validation rows under subset ``S`` are ``o + g . w_S``; the loss is
+    their mean BCE (as :func:`estimate_losses` with ``kind="linear"``) and the ROC-AUC their
+    Mann-Whitney statistic (ties averaged).
+
+    Args:
+        features: Projected gradient features (validation rows are used).
+        subsets: ``M`` task subsets.
+        weights: ``[M, d]`` surrogate solutions.
+        batch_size: Subsets evaluated together (default: sized to the memory budget).
+        device: Where to compute (default: the device of ``features``).
+
+    Returns:
+        ``(losses, auc)``, each ``[M, T]`` float64 on CPU, ``NaN`` outside each subset (and AUC
+        ``NaN`` where a task's validation rows hold one class).
+
+    Example:
+        >>> from graphtag.estimation import fit_surrogates, make_synthetic_features
+        >>> feats = make_synthetic_features(num_tasks=3, dim=4, seed=0)
+        >>> fit = fit_surrogates(feats, [(0, 1), (2,)])
+        >>> losses, auc = estimate_scores(feats, [(0, 1), (2,)], fit.weights)
+        >>> bool(((auc > 0.5) | auc.isnan()).all()), auc.isnan().sum().item()
+        (True, 3)
+    """
+    features = _check_features(features)
+    subs = check_subsets(subsets, features.num_tasks)
+    num, d = len(subs), features.dim
+    if not isinstance(weights, Tensor) or tuple(weights.shape) != (num, d):
+        shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+        raise GraphtagError(f"weights must be a tensor of shape [{num}, {d}], got {shape}")
+    losses, auc = _linear_scores(features, subs, weights, batch_size, device, with_auc=True)
+    assert auc is not None
+    return losses, auc
+
+
+def _slot_auc(blocks: _Blocks, z: Tensor) -> Tensor:
+    """ROC-AUC of every task's real rows under every slot: ``[T + 1, m_max]``."""
+    t1, n_max, m_max = z.shape
+    scores = z.permute(1, 0, 2).reshape(n_max, t1 * m_max)
+    y = (blocks.y > 0.5).t().unsqueeze(2).expand(n_max, t1, m_max).reshape(n_max, -1)
+    m = (blocks.mask > 0.5).t().unsqueeze(2).expand(n_max, t1, m_max).reshape(n_max, -1)
+    return _auc_labelled(y, scores, m).view(t1, m_max)
+
+
+def _linear_scores(
+    features: GradientFeatures,
+    subs: list[tuple[int, ...]],
+    weights: Tensor,
+    batch_size: int | None,
+    device: str | torch.device | None,
+    *,
+    with_auc: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Linear-surrogate validation losses (and ROC-AUC) ``[M, T]`` of the subsets' tasks."""
+    num, num_tasks = len(subs), features.num_tasks
     dev = _device(features, device)
     blocks = _task_blocks(features, VAL, torch.float64, dev)
     mem = _members(subs, num_tasks, dev)
@@ -109,15 +178,17 @@ def estimate_losses(
         raise GraphtagError(f"batch_size must be a positive integer, got {batch_size!r}")
     nf = blocks.n.to(torch.float64)  # [T + 1]; 0 rows -> 0 / 0 = NaN
     out = torch.full((num, num_tasks), torch.nan, dtype=torch.float64)
+    auc = torch.full_like(out, torch.nan) if with_auc else None
     for lo in range(0, num, batch_size):
         m = mem[lo : lo + batch_size]
         z, _, where = _logits(blocks, m, w_all[lo : lo + batch_size])
-        sums = _slot_losses(blocks, z)
-        vals = sums[m, where] / nf[m]  # [b, s_max]
         keep = m < num_tasks
         rows = torch.arange(m.size(0), device=dev).unsqueeze(1).expand_as(m)
-        out[(rows[keep] + lo).cpu(), m[keep].cpu()] = vals[keep].cpu()
-    return out
+        at = ((rows[keep] + lo).cpu(), m[keep].cpu())
+        out[at] = (_slot_losses(blocks, z)[m, where] / nf[m])[keep].cpu()
+        if auc is not None:
+            auc[at] = _slot_auc(blocks, z)[m, where][keep].cpu()
+    return out, auc
 
 
 def base_losses(features: GradientFeatures, *, device: str | torch.device | None = None) -> Tensor:

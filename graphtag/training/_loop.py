@@ -32,7 +32,8 @@ class TrainResult:
     Attributes:
         model: The best checkpoint (by the selection metric), in eval mode, on the inputs'
             device, with one output per trained task (in the order of ``tasks``).
-        best_epoch: 1-based epoch of the best checkpoint.
+        best_epoch: 1-based epoch of the best checkpoint (0: the initial model, with
+            ``evaluate_init``).
         best_val: Its selection value: mean validation ROC-AUC (``select="auc"``) or mean
             validation BCE (``select="loss"``) over ``tasks``.
         history: One dict per evaluation: ``epoch``, ``train_loss`` (mean masked BCE of the
@@ -418,6 +419,7 @@ def fit_model(
     progress: bool = False,
     step_callback: Callable[[nn.Module, NodeBatch, Tensor, Tensor, float], object] | None = None,
     stage: str = "train",
+    evaluate_init: bool = False,
 ) -> TrainResult:
     """Train a multi-task model on ``tasks`` and return its best validation checkpoint.
 
@@ -455,6 +457,8 @@ def fit_model(
             :class:`graphtag.baselines.TAGAffinity`); it must leave the model unchanged.
         stage: Label of the caller's stage (``"base"``, ``"finetune subset (0, 3)"``, ...),
             named in :class:`~graphtag.errors.NumericalError` messages.
+        evaluate_init: Also validate the initial model (epoch 0) and keep it if no epoch beats
+            it; with ``init``, the result is then never worse than the warm start on validation.
 
     Returns:
         A :class:`TrainResult`.
@@ -506,6 +510,19 @@ def fit_model(
             range(1, config.epochs + 1), disable=not progress, desc="fit_model", unit="epoch"
         )
         ctx = _EpochContext(data, inputs, config, lab, stage, step_callback)
+        if evaluate_init:
+            val_loss, val_auc = ctx.validate(model, optimizer, 0)
+            history.append(
+                {
+                    "epoch": 0,
+                    "train_loss": math.nan,
+                    "val_loss": val_loss,
+                    "val_auc": val_auc,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            best_score = val_auc if select == "auc" else -val_loss
+            best_val = val_auc if select == "auc" else val_loss
         for epoch in bar:
             train_loss = ctx.train_epoch(model, optimizer, seed, epoch)
             if epoch % config.eval_every and epoch != config.epochs:
