@@ -56,41 +56,69 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def render_report_md(report: Mapping[str, Any]) -> str:
-    """A readable markdown summary of a ``graphtag run`` report."""
+def _header(report: Mapping[str, Any]) -> list[str]:
     ds = report.get("dataset", {})
-    lines = [
-        f"# graphtag report: {ds.get('name', '?')}",
-        "",
+    lines = [f"# graphtag report: {ds.get('name', '?')}", ""]
+    if report.get("recommendation"):
+        lines += [f"**Recommendation: {report['recommendation']}.**", ""]
+        if report.get("evidence"):
+            how = f"{report.get('select', '?')} selection"
+            lines += [f"Evidence ({how}): {report['evidence']}.", ""]
+    lines += [
         f"- nodes: {ds.get('num_nodes')}, edges: {ds.get('num_edges')}, tasks: "
         f"{ds.get('num_tasks')}",
         f"- method: {report.get('method')}, groups: {report.get('num_groups')}, "
         f"seed: {report.get('seed')}",
     ]
     if report.get("verdict"):
-        lines.append(f"- **{report['verdict']}**")
+        lines.append(f"- {report['verdict']}")
+    return lines
+
+
+def _candidates_table(report: Mapping[str, Any]) -> list[str]:
+    rows = report.get("candidates") or []
+    if not rows:
+        return []
+    lines = ["", "## Candidates (validation macro ROC-AUC)", ""]
+    rho = report.get("spearman_predicted_vs_validation")
+    if rho is not None:
+        lines += [f"Spearman correlation of predicted and trained scores: {rho:.3f}", ""]
+    lines += ["| candidate | models | predicted | trained | source |", "|---|---|---|---|---|"]
+    for c in rows:
+        lines.append(
+            f"| {c['name']} | {c['num_models']} | {_fmt(c.get('predicted'))} | "
+            f"{_fmt(c.get('validation'))} | {c.get('source', '')} |"
+        )
+    return lines
+
+
+def render_report_md(report: Mapping[str, Any]) -> str:
+    """A readable markdown summary of a ``graphtag run`` report (recommendation first)."""
+    lines = _header(report)
     lines += ["", "## Test metrics (mean ± std over seeds)", ""]
     lines.append("| model | macro AUC | macro AP | macro F1 | macro F1 (tuned) | seeds |")
     lines.append("|---|---|---|---|---|---|")
     for block, m in report.get("metrics", {}).items():
         cells = [f"{_fmt(m.get(k))} ± {_fmt(m.get(k + '_std'))}" for k in METRIC_KEYS]
         lines.append(f"| {block} | " + " | ".join(cells) + f" | {m.get('num_seeds')} |")
+    lines += _candidates_table(report)
     groups = report.get("groups") or []
     names = report.get("tasks") or []
     per_group = report.get("per_group") or []
-    if groups:
+    if len(groups) > 1:
         lines += [
             "",
-            "## Groups",
+            "## Recommended groups (test macro AUC of their tasks)",
             "",
-            "| group | tasks | grouped AUC | all-in-one AUC |",
+            "| group | tasks | recommended | one model |",
             "|---|---|---|---|",
         ]
         for i, g in enumerate(groups):
             label = ", ".join(str(names[t]) if t < len(names) else str(t) for t in g)
             pg = per_group[i] if i < len(per_group) else {}
             lines.append(
-                f"| {i} | {label} | {_fmt(pg.get('grouped_auc'))} | {_fmt(pg.get('mtl_all_auc'))} |"
+                f"| {i} | {label} | {_fmt(pg.get('recommended_auc'))} | "
+                f"{_fmt(pg.get('mtl_all_auc'))} |"
             )
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]

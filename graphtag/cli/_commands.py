@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-__all__ = ["COMMANDS", "estimator_config", "run_config", "run_options"]
+__all__ = ["COMMANDS", "estimator_config", "recommend_config", "run_config", "run_options"]
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -33,6 +33,17 @@ def estimator_config(args: argparse.Namespace) -> Any:
     return EstimatorConfig(**changes)
 
 
+def recommend_config(args: argparse.Namespace) -> Any:
+    """The :class:`~graphtag.pipeline.RecommendConfig` of ``run``'s flags (unset: defaults)."""
+    from ..pipeline import RecommendConfig
+
+    flags = ("select", "confirm", "single_task", "group_init", "score")
+    changes = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
+    if getattr(args, "no_search", False):
+        changes["search"] = False
+    return RecommendConfig(**changes)
+
+
 def run_config(args: argparse.Namespace) -> Any:
     """The :class:`~graphtag.pipeline.RunConfig` of any command's flags."""
     from ..pipeline import RunConfig
@@ -51,6 +62,7 @@ def run_config(args: argparse.Namespace) -> Any:
             max_groups=args.max_groups,
             num_seeds=args.num_seeds,
             finetune_recipe=args.finetune_recipe,
+            recommend=recommend_config(args),
         )
     return RunConfig(**fields)
 
@@ -92,10 +104,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     report = run_run(run_config(args), run_options(args))
     if not args.quiet:
+        print(f"recommendation: {report['recommendation']}")
+        print(f"evidence: {report['evidence']}")
         print(report["verdict"])
-        print(f"groups: {report['groups']}")
-        if "selected_groups" in report:
-            print(f"selected groups (TAG network selection): {report['selected_groups']}")
         print(f"report: {args.out}/report.json, {args.out}/report.md, {args.out}/affinity.png")
     return report
 

@@ -82,6 +82,57 @@ def _add_executor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster: auto or HOST:PORT")
 
 
+def _add_recommend_flags(p: argparse.ArgumentParser) -> None:
+    """How ``run`` chooses what to train (defaults: graphtag.pipeline.RecommendConfig)."""
+    from ..pipeline._config import GROUP_INITS, SCORES, SELECT_MODES, RecommendConfig
+
+    rc = RecommendConfig()
+    p.add_argument(
+        "--select",
+        **_choices(
+            SELECT_MODES,
+            "predicted: cheap predicted scores, then the best --confirm candidates and one model "
+            "are trained and compared on validation; validation: train every candidate",
+            rc.select,
+        ),
+    )
+    p.add_argument(
+        "--confirm",
+        type=_nonneg_int,
+        default=None,
+        help=f"candidates trained for confirmation besides one model ({rc.confirm})",
+    )
+    p.add_argument(
+        "--single-task",
+        **_choices(
+            ("auto", "on", "off"),
+            "one model per task as a candidate (auto: when there are at most 40 tasks)",
+            rc.single_task,
+        ),
+    )
+    p.add_argument(
+        "--group-init",
+        **_choices(
+            GROUP_INITS,
+            "group models from scratch, or warm-started from the base model",
+            rc.group_init,
+        ),
+    )
+    p.add_argument(
+        "--score",
+        **_choices(
+            SCORES,
+            "cheap score: Grad-TAG surrogates of each group's fine-tune, or short probe fine-tunes",
+            rc.score,
+        ),
+    )
+    p.add_argument(
+        "--no-search",
+        action="store_true",
+        help="do not refine the k-group partitions by single-task moves on the surrogate score",
+    )
+
+
 def _add_feature_flags(p: argparse.ArgumentParser) -> None:
     """Gradient-feature flags shared by ``run`` and ``check-estimator``."""
     p.add_argument("--projection-dim", type=_positive_int, default=None, help="gradient dim d")
@@ -184,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             "gd",
         ),
     )
+    _add_recommend_flags(p)
     p.add_argument("--num-subsets", type=_positive_int, default=None, help="sampled task subsets")
     p.add_argument(
         "--subset-size",

@@ -83,7 +83,8 @@ def fit_groups(
         groups: A partition of the tasks.
         config: Training recipe of every group model.
         seed: Seed of every group model (the same seed for each group).
-        init: Optional warm start (see :func:`graphtag.training.fit_model`).
+        init: Optional warm start (see :func:`graphtag.training.fit_model`); the warm start
+            itself is then a checkpoint (epoch 0), kept when no epoch beats it on validation.
         cache: Optional ``cache(tasks, compute) -> logits`` wrapper that reuses finished group
             models (the pipeline passes one that checkpoints each model's logits).
         progress: Show a progress bar over the groups.
@@ -98,7 +99,14 @@ def fit_groups(
 
         def compute(tasks: list[int] = tasks) -> Tensor:
             res = fit_model(
-                data, inputs, tasks, config, seed=seed, init=init, select="auc", progress=False
+                data,
+                inputs,
+                tasks,
+                config,
+                seed=seed,
+                init=init,
+                select="auc",
+                evaluate_init=init is not None,
             )
             return predict(res.model, inputs, batch_size=config.eval_batch_size)
 

@@ -7,18 +7,17 @@ affinity, groups; see :mod:`graphtag.pipeline._run`); ``run_run``, ``run_train``
 
 from ._check import check_estimator, compare_losses, reference_noise, run_check
 from ._commands import parse_tasks, run_pipeline, run_run, run_train
-from ._config import EstimatorConfig, RunConfig, RunOptions
-from ._groups import AUTO_K_TOLERANCE
-from ._models import ModelCache, evaluate_seeds, fit_partition, fit_selection
+from ._config import EstimatorConfig, RecommendConfig, RunConfig, RunOptions
+from ._models import ModelCache, evaluate_seeds, fit_candidate, fit_partition, one_model
 from ._run import STAGES, Run
 from ._stage import Stage
 from ._stages import dataset_key
 
 __all__ = [
-    "AUTO_K_TOLERANCE",
     "STAGES",
     "EstimatorConfig",
     "ModelCache",
+    "RecommendConfig",
     "Run",
     "RunConfig",
     "RunOptions",
@@ -27,8 +26,9 @@ __all__ = [
     "compare_losses",
     "dataset_key",
     "evaluate_seeds",
+    "fit_candidate",
     "fit_partition",
-    "fit_selection",
+    "one_model",
     "parse_tasks",
     "reference_noise",
     "run_check",

@@ -19,7 +19,14 @@ from ..executor import ExecutorConfig
 from ..methods import DEFAULT_METHOD
 from ..training import TrainConfig
 
-__all__ = ["EstimatorConfig", "RunConfig", "RunOptions"]
+__all__ = ["EstimatorConfig", "RecommendConfig", "RunConfig", "RunOptions"]
+
+#: How the recommendation chooses: cheap predicted scores then confirmation, or training all.
+SELECT_MODES = ("predicted", "validation")
+#: How group models are trained: from scratch, or warm-started from the base model.
+GROUP_INITS = ("scratch", "base")
+#: The cheap score of a candidate: Grad-TAG surrogates, or short warm-started fine-tunes.
+SCORES = ("surrogate", "probe")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,59 @@ class EstimatorConfig:
 
 
 @dataclass(frozen=True)
+class RecommendConfig:
+    """How ``graphtag run`` decides what to train.
+
+    Args:
+        select: ``"predicted"``: every candidate gets a cheap predicted validation score, the
+            best ``confirm`` of them and one model for all tasks are trained and compared on
+            validation; ``"validation"``: every candidate is trained (the exhaustive sweep).
+        confirm: Candidates trained for confirmation besides one model for all tasks.
+        single_task: One model per task as a candidate: ``"auto"`` (when ``T <= 40``),
+            ``"on"`` or ``"off"``.
+        group_init: Group models trained from ``"scratch"`` or warm-started from the
+            ``"base"`` model (its body and the group's output rows; the start is kept when no
+            epoch beats it on validation).
+        score: The cheap score: ``"surrogate"`` (Grad-TAG surrogates of each group's
+            fine-tune; no training) or ``"probe"`` (short warm-started fine-tunes).
+        l2: Absolute ridge of the scoring surrogates (``None``: the matched ridge).
+        probe_epochs: Epochs of each probe fine-tune.
+        search: Also refine each k-group partition by single-task moves on the surrogate score.
+        tolerance: A candidate with more models must beat a cheaper one on validation macro
+            ROC-AUC by more than this.
+    """
+
+    select: str = "predicted"
+    confirm: int = 2
+    single_task: str = "auto"
+    group_init: str = "scratch"
+    score: str = "surrogate"
+    l2: float | None = None
+    probe_epochs: int = 3
+    search: bool = True
+    tolerance: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("select", self.select, SELECT_MODES),
+            ("group_init", self.group_init, GROUP_INITS),
+            ("score", self.score, SCORES),
+            ("single_task", self.single_task, ("auto", "on", "off")),
+        ):
+            if value not in allowed:
+                raise GraphtagError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+        if isinstance(self.confirm, bool) or not isinstance(self.confirm, int) or self.confirm < 0:
+            raise GraphtagError(f"confirm must be an integer >= 0, got {self.confirm!r}")
+        if self.probe_epochs < 1:
+            raise GraphtagError(f"probe_epochs must be >= 1, got {self.probe_epochs}")
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether the recommendation reads the gradient features (surrogate scores)."""
+        return (self.select == "predicted" and self.score == "surrogate") or self.search
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything the results of ``graphtag run`` depend on.
 
@@ -76,6 +136,7 @@ class RunConfig:
         num_seeds: Evaluation seeds.
         finetune_recipe: Real fine-tune of the ``higher-order`` and ``pairwise`` methods, a key
             of :data:`graphtag.estimation.FINETUNE_RECIPES`.
+        recommend: How the configuration to train is chosen.
     """
 
     dataset: str = "blogcatalog"
@@ -88,6 +149,7 @@ class RunConfig:
     max_groups: int = 6
     num_seeds: int = 3
     finetune_recipe: str = "gd"
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
     def __post_init__(self) -> None:
         from ..estimation import FINETUNE_RECIPES

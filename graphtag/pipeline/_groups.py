@@ -1,9 +1,19 @@
-"""The groups stage: partitions of the tasks, with the number of groups chosen on validation."""
+"""The groups stage: candidate configurations, cheap scores, confirmation, the recommendation.
+
+Candidates (docs/algorithms.md §8): one model for all tasks, the method's partitions into
+``k = 2..max_groups`` groups (or the given ``k``), each refined by single-task moves on the
+surrogate score (``recommend.search``), TAG's selections (``--grouping tag-selection``) and one
+model per task (``recommend.single_task``). With ``select="predicted"`` every candidate gets a
+cheap predicted validation macro ROC-AUC, and the best ``confirm`` of them are trained with the
+run's seed next to one model for all tasks (the base model, already trained); with
+``select="validation"`` every candidate is trained. The cheapest trained candidate within
+``recommend.tolerance`` of the best validation score is recommended. Test labels are never read.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -12,28 +22,11 @@ from ..artifacts import load_json, save_json
 from ..errors import GraphtagError
 from ._stage import Stage
 
-__all__ = ["AUTO_K_TOLERANCE", "GroupsStage"]
-
-#: ``num_groups="auto"`` takes the smallest ``k`` whose validation macro ROC-AUC is within this
-#: much of the best candidate's.
-AUTO_K_TOLERANCE = 1e-3
+__all__ = ["GroupsStage"]
 
 
 class GroupsStage(Stage):
-    """Task groups (a partition) from the method's affinity (stage ``groups``).
-
-    ``num_groups="auto"`` compares ``k = 2..min(max_groups, T - 1)``: for each ``k`` the
-    method's partition into ``k`` groups gets one model per group (the recipe and seed of the
-    evaluated grouped models), scored by validation macro ROC-AUC; the smallest ``k`` within
-    :data:`AUTO_K_TOLERANCE` of the best wins (a finer split must earn its extra models). Test
-    labels are never read. The scores are saved in ``groups.json`` (``auto_scores``).
-
-    Overlapping groupings (``tag-selection``): TAG's network selection with budget ``k``;
-    ``groups.json`` also holds ``selected_groups`` and ``selection`` (objective ``score``,
-    search ``method``, affinity-based ``assignment``). The partition puts each task in its best
-    selected group by the affinity; ``auto`` scores each ``k`` by the selected groups' models,
-    each task served by its best group on validation.
-    """
+    """Candidates, their scores and the recommended configuration (``groups.json``)."""
 
     name = "groups"
     outputs = ("groups.json",)
@@ -42,7 +35,10 @@ class GroupsStage(Stage):
     def __init__(self, run: Any) -> None:
         super().__init__(run)
         self._selections: dict[int, Any] = {}
+        self._candidates: list[Any] | None = None
+        self._chosen: Any = None
 
+    # ------------------------------------------------------------------ configuration
     @property
     def grouping(self) -> Any:
         """The configured :class:`~graphtag.grouping.Grouping`."""
@@ -52,34 +48,44 @@ class GroupsStage(Stage):
 
     @property
     def overlapping(self) -> bool:
-        """Whether this run's groups are an overlapping selection."""
+        """Whether this run's grouped candidates are overlapping selections."""
         return self.grouping.overlapping and self.run.method.has_affinity
 
     def key(self) -> dict[str, Any]:
-        """The affinity's key, the number of groups and the grouping (+ the recipe if auto)."""
+        """Affinity, candidates' settings, the training recipe of confirmed models."""
         run, cfg = self.run, self.run.config
         key: dict[str, Any] = {
             "affinity": run.stage_key("affinity"),
             "num_groups": cfg.num_groups,
+            "max_groups": cfg.max_groups if cfg.num_groups == "auto" else None,
             "grouping": cfg.grouping,
+            "recommend": asdict(cfg.recommend),
+            "data": run.stage_key("data"),
+            "train": run.train_key(),
         }
-        if cfg.num_groups == "auto":  # k is chosen with models trained with this recipe
-            key.update(max_groups=cfg.max_groups, data=run.stage_key("data"))
-            key["train"] = run.train_key()
+        if cfg.recommend.uses_features:
+            key["features"] = run.stage_key("features")
         return key
 
+    def ks(self) -> list[int]:
+        """The numbers of groups of the grouped candidates."""
+        cfg, num_tasks = self.run.config, self.run.num_tasks
+        if cfg.num_groups != "auto":
+            k = int(cfg.num_groups)
+            if k > num_tasks:
+                raise GraphtagError(
+                    f"--num-groups {k} is larger than the number of tasks ({num_tasks}); "
+                    f"use at most {num_tasks} or 'auto'"
+                )
+            return [k]
+        return list(range(2, min(cfg.max_groups, num_tasks - 1) + 1))
+
+    # ------------------------------------------------------------------ candidates
     def partition(self, num_groups: int) -> list[list[int]]:
         """The method's partition of the tasks into ``num_groups`` groups (canonical order)."""
         from ..grouping import canonical_groups, check_partition
 
-        run = self.run
-        num_tasks = run.num_tasks
-        k = int(num_groups)
-        if k > num_tasks:
-            raise GraphtagError(
-                f"--num-groups {k} is larger than the number of tasks ({num_tasks}); "
-                f"use at most {num_tasks} or 'auto'"
-            )
+        run, k = self.run, int(num_groups)
         run.affinity()
         grouping, seed = self.grouping, run.config.seed
 
@@ -90,8 +96,8 @@ class GroupsStage(Stage):
                 return [g for g in groups if g]
             return grouping.cluster(affinity, n, seed)
 
-        groups = canonical_groups(run.method.partition(k, cluster, num_tasks))
-        check_partition(groups, num_tasks)
+        groups = canonical_groups(run.method.partition(k, cluster, run.num_tasks))
+        check_partition(groups, run.num_tasks)
         return groups
 
     def selection(self, num_groups: int) -> Any:
@@ -101,94 +107,191 @@ class GroupsStage(Stage):
             self._selections[k] = self.grouping.select(self.run.affinity(), k)
         return self._selections[k]
 
-    def validation_auc(
-        self, groups: Sequence[Sequence[int]], selected: Sequence[Sequence[int]] | None = None
-    ) -> float:
-        """Validation macro ROC-AUC of one model per group (seed ``config.seed``, cached).
+    def candidates(self) -> list[Any]:
+        """Every candidate configuration (unscored)."""
+        from ..recommend import Candidate, single_task_default
 
-        The models are the ``grouped`` models of the first evaluation seed, so choosing the
-        number of groups this way costs no extra training for the chosen ``k``. With
-        ``selected`` (overlapping groups), one model per selected group is trained and each
-        task is scored by its best selected group on validation.
+        run, num_tasks = self.run, self.run.num_tasks
+        out = [Candidate("one model", "one", [list(range(num_tasks))], source="all tasks")]
+        for k in self.ks():
+            if k in (1, num_tasks):
+                continue
+            groups = self.partition(k)
+            if self.overlapping:
+                selected = self.selection(k).groups
+                name = f"TAG selection of {len(selected)} groups"
+                out.append(Candidate(name, "selection", groups, selected, source=f"k={k}"))
+            else:
+                source = f"{run.config.method} + {run.config.grouping}, k={k}"
+                out.append(Candidate(f"{len(groups)} groups", "groups", groups, source=source))
+        if single_task_default(run.config.recommend.single_task, num_tasks) or (
+            run.config.num_groups == num_tasks
+        ):
+            singles = [[t] for t in range(num_tasks)]
+            out.append(Candidate("one model per task", "single", singles, source="each task"))
+        return out
+
+    def _refine(self, candidates: list[Any], scorer: Any) -> list[Any]:
+        """Local-search refinements of the method's k-group partitions (new ones only)."""
+        from ..recommend import Candidate, improve_partition, partition_key
+
+        seen = {partition_key(c.groups) for c in candidates}
+        extra = []
+        for c in candidates:
+            if c.kind != "groups" or not self.run.method.has_affinity:
+                continue
+            groups, moves = improve_partition(scorer, c.groups)
+            if moves and partition_key(groups) not in seen:
+                seen.add(partition_key(groups))
+                name = f"{len(groups)} groups, refined"
+                source = f"{moves} single-task moves from {c.name} on the surrogate score"
+                extra.append(Candidate(name, "groups", groups, source=source))
+        return extra
+
+    # ------------------------------------------------------------------ scores
+    def _surrogate(self) -> Any:
+        from ..estimation import matched_ridge
+        from ..recommend import SurrogateScorer
+
+        rc = self.run.config.recommend
+        l2 = matched_ridge() if rc.l2 is None else rc.l2
+        return SurrogateScorer(self.run.features(), l2, device=self.run.device)
+
+    def _predict(self, candidates: list[Any], scorer: Any, base_auc: float) -> None:
+        """Predicted validation macro ROC-AUC: the base's plus the scorer's predicted change.
+
+        A selection serves each task by its best selected group (by the scorer; tasks no group
+        holds by a model of their own, as :func:`graphtag.grouping.fit_selected_groups` does).
         """
+        ref = scorer.base()[1]
+        num_tasks = scorer.num_tasks
+        for c in candidates:
+            if c.selected is None:
+                auc = scorer.per_task(c.groups)[1]
+            else:
+                auc = np.full(num_tasks, -np.inf)
+                covered = np.zeros(num_tasks, dtype=bool)
+                for g in c.selected:
+                    idx = sorted(int(t) for t in g)
+                    auc[idx] = np.fmax(auc[idx], scorer.group(idx)[1])
+                    covered[idx] = True
+                for t in np.nonzero(~covered)[0].tolist():
+                    auc[t] = scorer.group([t])[1][0]
+                auc[~np.isfinite(auc)] = np.nan
+            c.predicted = float(base_auc + np.nanmean(auc - ref))
+
+    def _validation_auc(self, candidate: Any) -> float:
+        """Validation macro ROC-AUC of the candidate's models trained with the run's seed."""
         from ..metrics import Evaluator
-        from ._models import fit_partition, fit_selection
+        from ._models import fit_candidate
 
         run = self.run
-        if selected is not None:
-            logits = fit_selection(run, selected, "select_k", run.config.seed).logits
-        else:
-            logits = fit_partition(run, groups, "select_k", run.config.seed)
+        logits, _ = fit_candidate(run, candidate, "select", run.config.seed)
         return float(Evaluator().evaluate(run.data.y, logits, run.data.val_mask)["macro_auc"])
 
-    def _choose_k(self) -> tuple[int, list[list[int]], dict[int, float]]:
-        """The auto choice: ``(k, groups, validation score of every candidate k)``."""
-        from tqdm.auto import tqdm
+    def compute(self) -> Any:
+        """Build, score and confirm the candidates; save ``groups.json``."""
+        from ..recommend import ProbeScorer, choose_candidate
 
-        run, cfg = self.run, self.run.config
-        num_tasks = run.num_tasks
-        top = max(2, min(cfg.max_groups, num_tasks - 1))
-        candidates = list(range(2, top + 1)) if num_tasks > 2 else [num_tasks]
-        scores: dict[int, float] = {}
-        parts: dict[int, list[list[int]]] = {}
-        for k in tqdm(candidates, desc="choose k on validation", disable=not run.progress):
-            parts[k] = self.partition(k)
-            selected = self.selection(k).groups if self.overlapping else None
-            scores[k] = self.validation_auc(parts[k], selected=selected)
-        finite = {k: v for k, v in scores.items() if np.isfinite(v)}
-        if not finite:
-            raise GraphtagError(
-                "cannot choose the number of groups: validation ROC-AUC is undefined for "
-                "every candidate (no task has both classes among its validation nodes); "
-                "pass --num-groups K"
-            )
-        best = max(finite.values())
-        k = min(c for c, v in finite.items() if v >= best - AUTO_K_TOLERANCE)
-        return k, parts[k], scores
-
-    def compute(self) -> list[list[int]]:
-        """Choose (or take) ``k``, partition, save ``groups.json``."""
-        run, cfg = self.run, self.run.config
+        run, rc = self.run, self.run.config.recommend
         start = time.perf_counter()
-        scores: dict[int, float] | None = None
-        if cfg.num_groups == "auto":
-            k, groups, scores = self._choose_k()
-        else:
-            k = int(cfg.num_groups)
-            groups = self.partition(k)
-        selection: dict[str, Any] = {}
-        if self.overlapping:
-            sel = self.selection(k)
-            selection = {
-                "selected_groups": sel.groups,
-                "selection": {
-                    "score": sel.score,
-                    "method": sel.method,
-                    "max_groups": k,
-                    "assignment": sel.assignment,
-                },
-            }
-        seconds = time.perf_counter() - start
+        candidates = self.candidates()
+        scorer = None
+        if rc.uses_features and run.method.has_affinity:
+            scorer = self._surrogate()
+            if rc.search:
+                candidates += self._refine(candidates, scorer)
+        to_train = candidates
+        if rc.select == "predicted":
+            if rc.score == "probe":
+                cfg = run.config.train
+                scorer = ProbeScorer(run.data, run.inputs, run.base_model(), cfg, rc.probe_epochs)
+            elif scorer is None:
+                scorer = self._surrogate()
+            one = candidates[0]
+            one.validation = self._validation_auc(one)
+            self._predict(candidates, scorer, one.validation)
+            ranked = sorted(candidates[1:], key=lambda c: -c.predicted)
+            to_train = [one, *ranked[: rc.confirm]]
+        for c in to_train:
+            if c.validation is None:
+                c.validation = self._validation_auc(c)
+        chosen = choose_candidate(candidates, rc.tolerance)
+        self._candidates, self._chosen = candidates, chosen
+        self._save(candidates, chosen, time.perf_counter() - start)
+        return chosen.groups
+
+    def _save(self, candidates: list[Any], chosen: Any, seconds: float) -> None:
+        from ._report import spearman
+
+        cfg = self.run.config
+        trained = [c for c in candidates if c.validation is not None and c.predicted is not None]
+        rho = spearman([c.predicted for c in trained], [c.validation for c in trained])
         info = {
-            "groups": groups,
-            "num_groups": k,
+            "recommended": chosen.to_dict(),
+            "groups": chosen.groups,
+            "num_groups": len(chosen.groups),
             "grouping": cfg.grouping,
             "method": cfg.method,
-            "auto_scores": None if scores is None else {str(c): v for c, v in scores.items()},
-            "auto_criterion": None if scores is None else "validation macro ROC-AUC",
-            **selection,
+            "select": cfg.recommend.select,
+            "criterion": "validation macro ROC-AUC, cheapest within "
+            f"{cfg.recommend.tolerance:g} of the best",
+            "candidates": [c.to_dict() for c in candidates],
+            "spearman_predicted_vs_validation": rho,
             "seconds": seconds,
         }
-        save_json(run.out / "groups.json", info)
-        return groups
+        if chosen.selected is not None:
+            info["selected_groups"] = chosen.selected
+        save_json(self.run.out / "groups.json", info)
 
     def load(self) -> list[list[int]]:
-        """Read the saved partition."""
+        """Read the saved recommendation and candidates."""
+        from ..recommend import Candidate
+
         info = load_json(self.run.out / "groups.json")
         self.run.timings["groups"] = info.get("seconds", 0.0)
+        keys = ("name", "kind", "groups", "predicted", "validation", "source")
+        self._candidates = [
+            Candidate(**{k: c[k] for k in keys}, selected=c.get("selected_groups"))
+            for c in info["candidates"]
+        ]
+        rec = info["recommended"]
+        self._chosen = next(
+            c for c in self._candidates if c.name == rec["name"] and c.groups == rec["groups"]
+        )
         return [list(g) for g in info["groups"]]
 
-    def selected_groups(self) -> list[list[int]] | None:
-        """The chosen overlapping groups (``None`` unless the grouping overlaps)."""
-        selected = load_json(self.run.out / "groups.json").get("selected_groups")
-        return None if selected is None else [list(g) for g in selected]
+    # ------------------------------------------------------------------ results
+    def recommendation(self) -> Any:
+        """The recommended :class:`~graphtag.recommend.Candidate`."""
+        self.run.groups()
+        if self._chosen is None:
+            self.load()
+        return self._chosen
+
+    def all_candidates(self) -> list[Any]:
+        """Every candidate with its scores."""
+        self.recommendation()
+        assert self._candidates is not None
+        return self._candidates
+
+    def control_partition(self) -> list[list[int]]:
+        """Group sizes of the random-groups control: the recommendation's, or the best grouping's.
+
+        When one model (or one model per task) is recommended, the trained grouped candidate
+        with the best validation score gives the sizes; failing that, the best predicted one.
+        """
+        rec = self.recommendation()
+        if rec.kind in ("groups", "selection"):
+            return rec.groups
+        grouped = [c for c in self.all_candidates() if c.kind in ("groups", "selection")]
+        if not grouped:
+            return rec.groups
+        trained = [c for c in grouped if c.validation is not None]
+        pool = trained or grouped
+
+        def key(c: Any) -> float:
+            value = c.validation if trained else c.predicted
+            return -np.inf if value is None else value
+
+        return max(pool, key=key).groups

@@ -1,4 +1,4 @@
-"""Trained models of a run: a per-model logits cache and the evaluation over seeds."""
+"""Trained models of a run: a per-model cache, candidate models, and the evaluation over seeds."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._utils import derive_seed
-from ..artifacts import hash_object, load_npz, save_npz
+from ..artifacts import hash_object, load_npz, load_state_dict, save_npz, save_state_dict
 from ..errors import GraphtagError
 
-__all__ = ["ModelCache", "evaluate_seeds", "fit_partition", "fit_selection"]
+__all__ = ["ModelCache", "evaluate_seeds", "fit_candidate", "fit_partition", "one_model"]
 
 log = logging.getLogger("graphtag")
 
@@ -25,24 +25,32 @@ class ModelCache:
 
     ``cache(tasks, compute)`` returns the saved logits of a model trained on ``tasks`` or runs
     ``compute()`` and saves its logits (a killed run loses only the model in training). The
-    seconds of computed models are added to ``run.timings["train_<block>"]``.
+    seconds of computed models are added to ``run.timings["train_<block>"]``. ``init`` names the
+    warm start of the models (``None``: from scratch).
     """
 
-    def __init__(self, run: Any, block: str, seed: int) -> None:
+    def __init__(self, run: Any, block: str, seed: int, init: str | None = None) -> None:
         self.run = run
         self.block = block
         self.seed = seed
+        self.init = init
+
+    def key(self, tasks: Sequence[int]) -> dict[str, Any]:
+        """What the model of ``tasks`` depends on."""
+        key = {
+            "data": self.run.stage_key("data"),
+            "train": self.run.train_key(),
+            "tasks": [int(t) for t in tasks],
+            "seed": self.seed,
+        }
+        if self.init is not None:
+            key["init"] = self.init
+        return key
 
     def __call__(self, tasks: Sequence[int], compute: Callable[[], Tensor]) -> Tensor:
         """The logits ``[N, len(tasks)]`` of the model of ``tasks``."""
         run = self.run
-        key = {
-            "data": run.stage_key("data"),
-            "train": run.train_key(),
-            "tasks": [int(t) for t in tasks],
-            "seed": self.seed,
-        }
-        digest = hash_object(key)
+        digest = hash_object(self.key(tasks))
         path = run.out / "models" / f"{digest[:24]}.npz"
         if path.exists():
             try:
@@ -59,17 +67,61 @@ class ModelCache:
         return logits
 
 
+def one_model(run: Any, seed: int) -> nn.Module:
+    """One model for all tasks trained with ``seed`` (the base model for the run's seed).
+
+    Other seeds' models are saved under ``DIR/models/`` (weights), since warm-started group
+    models of that seed start from them.
+    """
+    if seed == run.config.seed:
+        return run.base_model()
+    from ..models import build_model
+    from ..training import fit_model
+
+    digest = hash_object({**ModelCache(run, "mtl_all", seed).key(range(run.num_tasks)), "w": 1})
+    path = run.out / "models" / f"{digest[:24]}.pt"
+    model = build_model(run.config.train.model_config, run.inputs.in_channels, run.num_tasks)
+    if path.exists():
+        try:
+            model.load_state_dict(load_state_dict(path))
+            return model.to(run.device).eval()
+        except (GraphtagError, RuntimeError):
+            log.warning("model checkpoint %s is corrupt; retraining", path)
+    with run.timed("train_mtl_all"):
+        model = fit_model(run.data, run.inputs, None, run.config.train, seed=seed).model
+    save_state_dict(path, model.state_dict())
+    return model
+
+
+def _init(run: Any, seed: int) -> tuple[nn.Module | None, str | None]:
+    """The warm start of group models of ``seed`` and its cache name."""
+    if run.config.recommend.group_init == "scratch":
+        return None, None
+    return one_model(run, seed), f"base model of seed {seed}"
+
+
 def fit_partition(run: Any, groups: Sequence[Sequence[int]], block: str, seed: int) -> Tensor:
     """Logits ``[N, T]`` of one model per group trained with ``seed`` (cached)."""
     from ..grouping import fit_groups
 
+    if len(groups) == 1 and len(groups[0]) == run.num_tasks:  # one model for all tasks
+        if seed == run.config.seed:
+            return run.base_logits()
+        from ..training import predict
+
+        batch = run.config.train.eval_batch_size
+        compute = lambda: predict(one_model(run, seed), run.inputs, batch_size=batch)  # noqa: E731
+        return ModelCache(run, "mtl_all", seed)(list(range(run.num_tasks)), compute)
+    init, name = _init(run, seed)
     return fit_groups(
         run.data,
         run.inputs,
         groups,
         run.config.train,
         seed=seed,
-        cache=ModelCache(run, block, seed),
+        init=init,
+        cache=ModelCache(run, block, seed, name),
+        progress=run.progress,
     )
 
 
@@ -77,79 +129,88 @@ def fit_selection(run: Any, selected: Sequence[Sequence[int]], block: str, seed:
     """One model per selected (overlapping) group; each task served by its best on validation."""
     from ..grouping import fit_selected_groups
 
+    init, name = _init(run, seed)
     return fit_selected_groups(
         run.data,
         run.inputs,
         selected,
         run.config.train,
         seed=seed,
-        cache=ModelCache(run, block, seed),
+        init=init,
+        cache=ModelCache(run, block, seed, name),
     )
 
 
+def fit_candidate(run: Any, candidate: Any, block: str, seed: int) -> tuple[Tensor, Any]:
+    """Logits ``[N, T]`` of a :class:`~graphtag.recommend.Candidate` trained with ``seed``.
+
+    Returns the logits and, for a selection, its
+    :class:`~graphtag.grouping.SelectedGroupsResult` (else ``None``).
+    """
+    if candidate.selected is not None:
+        res = fit_selection(run, candidate.selected, block, seed)
+        return res.logits, res
+    return fit_partition(run, candidate.groups, block, seed), None
+
+
 def _evaluate_one_seed(
-    run: Any, seed: int, groups: list[list[int]], selected: list[list[int]] | None
-) -> tuple[dict[str, dict], list[list[int]], Any]:
-    """Test metrics of all-in-one, grouped and random groups for one seed."""
+    run: Any, seed: int, rec: Any, control: list[list[int]], singles: bool
+) -> tuple[dict[str, dict], list[int] | None]:
+    """Test metrics of every evaluated configuration for one seed (+ a selection's assignment)."""
     from ..grouping import evaluate_logits, random_groups_like
 
     num_tasks = run.num_tasks
-    if seed == run.config.seed:
-        ev_all = evaluate_logits(run.data, run.base_logits())
+    everything = [list(range(num_tasks))]
+    out = {"mtl_all": evaluate_logits(run.data, fit_partition(run, everything, "mtl_all", seed))}
+    assignment = None
+    if rec.kind != "one":
+        logits, sel = fit_candidate(run, rec, "recommended", seed)
+        out["recommended"] = evaluate_logits(run.data, logits)
+        assignment = None if sel is None else sel.assignment
     else:
-        ev_all = evaluate_logits(
-            run.data, fit_partition(run, [list(range(num_tasks))], "mtl_all", seed)
-        )
-    sel = None
-    if selected is None:
-        ev_grp = evaluate_logits(run.data, fit_partition(run, groups, "grouped", seed))
-    else:
-        sel = fit_selection(run, selected, "grouped", seed)
-        ev_grp = evaluate_logits(run.data, sel.logits)
-        if seed == run.config.seed:
-            # Report each task in the selected group that serves it (validation choice of the
-            # first seed); random groups copy these sizes.
-            groups = sel.partition()
-    rand = random_groups_like(groups, num_tasks, seed=derive_seed(seed, "random_groups"))
-    ev_rnd = evaluate_logits(run.data, fit_partition(run, rand, "random_groups", seed))
-    return {"mtl_all": ev_all, "grouped": ev_grp, "random_groups": ev_rnd}, groups, sel
+        out["recommended"] = out["mtl_all"]
+    rand = random_groups_like(control, num_tasks, seed=derive_seed(seed, "random_groups"))
+    out["random_groups"] = evaluate_logits(run.data, fit_partition(run, rand, "random", seed))
+    if singles:
+        one_each = [[t] for t in range(num_tasks)]
+        out["single_task"] = evaluate_logits(run.data, fit_partition(run, one_each, "single", seed))
+    return out, assignment
 
 
 def evaluate_seeds(run: Any) -> dict[str, Any]:
-    """All-in-one, grouped and random-group models over the evaluation seeds.
+    """The recommended configuration next to one model, random groups and single tasks.
+
+    Over the evaluation seeds: one model for all tasks, the recommendation, random groups with
+    the group sizes of the recommendation (or of the best trained grouping when one model or one
+    model per task is recommended), and one model per task when that candidate was trained.
 
     Returns:
         ``{"blocks": {name: [metrics per seed]}, "per_task_auc": {name: [[auc per task]]},
-        "groups": the reported partition, "assignments": {seed: assignment},
-        "serving": {group: selected group}}``.
+        "recommendation": the chosen candidate, "control": the random groups' sizes}``.
     """
     from tqdm.auto import tqdm
 
     config = run.config
-    groups = run.groups()
-    selected = run.selected_groups()
-    names = ("mtl_all", "grouped", "random_groups")
-    blocks: dict[str, list[dict[str, Any]]] = {b: [] for b in names}
-    per_task_auc: dict[str, list[list[float | None]]] = {b: [] for b in names}
+    rec = run.groups_stage().recommendation()
+    control = run.groups_stage().control_partition()
+    singles = any(c.kind == "single" and c.validation is not None for c in run.candidates())
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    per_task: dict[str, list[list[float | None]]] = {}
     assignments: dict[str, list[int]] = {}
-    serving: dict[tuple[int, ...], list[int]] = {}
     seeds = [config.seed + r for r in range(config.num_seeds)]
-    desc = "evaluate seeds (all-in-one, grouped, random)"
+    desc = "evaluate seeds (recommended, one model, random groups)"
     for s in tqdm(seeds, desc=desc, disable=not run.progress):
         with run.timed("evaluate"):
-            evals, groups, sel = _evaluate_one_seed(run, s, groups, selected)
-        if sel is not None:
-            assignments[str(s)] = sel.assignment
-            if s == config.seed:
-                serving = {tuple(b): sel.groups[sel.assignment[b[0]]] for b in groups}
+            evals, assignment = _evaluate_one_seed(run, s, rec, control, singles)
+        if assignment is not None:
+            assignments[str(s)] = assignment
         for name, ev in evals.items():
-            blocks[name].append(ev["metrics"])
-            per_task_auc[name].append([p["auc"] for p in ev["per_task"]])
+            blocks.setdefault(name, []).append(ev["metrics"])
+            per_task.setdefault(name, []).append([p["auc"] for p in ev["per_task"]])
     return {
         "blocks": blocks,
-        "per_task_auc": per_task_auc,
-        "groups": groups,
-        "selected": selected,
+        "per_task_auc": per_task,
+        "recommendation": rec,
+        "control": control,
         "assignments": assignments,
-        "serving": serving,
     }

@@ -1,7 +1,8 @@
-"""The report stage: ``report.json``, ``report.md`` and ``affinity.png`` of a run."""
+"""The report stage: ``report.json``, ``report.md``, ``affinity.png``; the recommendation first."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,15 @@ import numpy as np
 from ..artifacts import atomic_write, save_json
 from ..reporting import plot_affinity, render_report_md, summarise_seeds
 
-__all__ = ["nan_mean", "write_report"]
+__all__ = ["nan_mean", "recommendation_text", "spearman", "write_report"]
+
+#: Report names of the evaluated configurations.
+BLOCK_NAMES = {
+    "recommended": "recommended",
+    "mtl_all": "one model",
+    "random_groups": "random groups",
+    "single_task": "one model per task",
+}
 
 
 def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
@@ -20,64 +29,104 @@ def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
     return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
-def _per_group(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
-    """Mean test ROC-AUC of each group's tasks under every block."""
+def spearman(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """Spearman correlation of paired finite values (``None`` with fewer than 3 or no spread)."""
+    from scipy.stats import spearmanr
+
+    x = np.array([np.nan if v is None else v for v in a], dtype=np.float64)
+    y = np.array([np.nan if v is None else v for v in b], dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def recommendation_text(rec: Any) -> str:
+    """One sentence: what to train."""
+    if rec.kind == "one":
+        return "train one model for all tasks"
+    if rec.kind == "single":
+        return "train each task alone (one model per task)"
+    if rec.kind == "selection":
+        return f"train TAG's {rec.num_models} selected groups {rec.selected}"
+    return f"train these {len(rec.groups)} groups: {rec.groups}"
+
+
+def _evidence(candidates: list[Any], rec: Any) -> str:
+    """The validation evidence of the recommendation, in words."""
+    trained = [c for c in candidates if c.validation is not None]
+    others = sorted((c for c in trained if c is not rec), key=lambda c: -c.validation)
+    parts = [f"validation macro ROC-AUC {rec.validation:.4f}"]
+    parts += [f"{c.name} {c.validation:.4f}" for c in others[:3]]
+    return f"{parts[0]} (vs {', '.join(parts[1:])})" if others else parts[0]
+
+
+def _per_group(evaluation: dict[str, Any], groups: list[list[int]]) -> list[dict[str, Any]]:
+    """Mean test ROC-AUC of each recommended group's tasks under every evaluated block."""
     mean_auc = {
         name: nan_mean(np.array(v, dtype=np.float64), axis=0)
         for name, v in evaluation["per_task_auc"].items()
     }
     rows = []
-    for g in evaluation["groups"]:
+    for g in groups:
         row: dict[str, Any] = {"tasks": g}
         for name in evaluation["blocks"]:
             vals = mean_auc[name][g]
             row[f"{name}_auc"] = None if np.isnan(vals).all() else float(np.nanmean(vals))
-        row["grouped_auc"] = row.pop("grouped_auc")
-        if evaluation["serving"]:
-            row["model_tasks"] = evaluation["serving"][tuple(g)]
         rows.append(row)
     return rows
 
 
-def _verdict(metrics: dict[str, dict[str, Any]]) -> str:
-    g_auc, a_auc = metrics["grouped"]["macro_auc"], metrics["mtl_all"]["macro_auc"]
-    if g_auc is None or a_auc is None:
-        return "macro AUC undefined"
-    diff = g_auc - a_auc
-    helped = "helped" if diff > 0 else "did not help"
-    return (
-        f"grouping {helped}: grouped macro AUC {g_auc:.4f} vs all-in-one {a_auc:.4f} "
-        f"({diff:+.4f}); random groups {metrics['random_groups']['macro_auc']:.4f}"
-    )
+def _verdict(rec: Any, metrics: dict[str, dict[str, Any]]) -> str:
+    auc = {name: m.get("macro_auc") for name, m in metrics.items()}
+    if auc["recommended"] is None or auc["mtl_all"] is None:
+        return f"{recommendation_text(rec)}; test macro AUC undefined"
+    text = f"{recommendation_text(rec)}: test macro AUC {auc['recommended']:.4f}"
+    if rec.kind != "one":
+        text += f" vs one model {auc['mtl_all']:.4f} ({auc['recommended'] - auc['mtl_all']:+.4f})"
+    others = [f"{BLOCK_NAMES[n]} {auc[n]:.4f}" for n in ("random_groups", "single_task")]
+    others = [o for o, n in zip(others, ("random_groups", "single_task")) if auc.get(n)]
+    return text + (f"; {', '.join(others)}" if others else "")
 
 
 def write_report(run: Any, evaluation: dict[str, Any]) -> dict[str, Any]:
     """Assemble the run's report from :func:`~graphtag.pipeline._models.evaluate_seeds`."""
     config = run.config
     affinity = run.affinity()  # before the report lists the reused stages
+    rec = evaluation["recommendation"]
+    candidates = run.candidates()
     metrics = {name: summarise_seeds(vals) for name, vals in evaluation["blocks"].items()}
-    groups = evaluation["groups"]
+    trained = [c for c in candidates if c.validation is not None and c.predicted is not None]
     report = run.header()
     report.update(
         {
+            "recommendation": recommendation_text(rec),
+            "evidence": _evidence(candidates, rec),
+            "recommended": {**rec.to_dict(), "metrics": metrics["recommended"]},
             "method": config.method,
             "grouping": config.grouping,
-            "num_groups": len(groups),
-            "groups": groups,
+            "select": config.recommend.select,
+            "num_groups": len(rec.groups),
+            "groups": rec.groups,
             "metrics": metrics,
-            "per_group": _per_group(evaluation),
-            "verdict": _verdict(metrics),
+            "candidates": [c.to_dict() for c in candidates],
+            "spearman_predicted_vs_validation": spearman(
+                [c.predicted for c in trained], [c.validation for c in trained]
+            ),
+            "random_groups_sizes": [len(g) for g in evaluation["control"]],
+            "per_group": _per_group(evaluation, rec.groups),
+            "verdict": _verdict(rec, metrics),
             "warnings": run.warnings(),
             "timings": {k: round(v, 3) for k, v in run.timings.items()},
             "reused_stages": run.reused,
         }
     )
-    if evaluation["selected"] is not None:
-        report["selected_groups"] = evaluation["selected"]
+    if rec.selected is not None:
+        report["selected_groups"] = rec.selected
         report["assignment_by_seed"] = evaluation["assignments"]
     save_json(run.out / "report.json", report)
     with atomic_write(run.out / "report.md", "w") as fh:
         fh.write(render_report_md(report))
     if affinity is not None:
-        plot_affinity(affinity, groups, run.out / "affinity.png", list(run.data.task_names))
+        plot_affinity(affinity, rec.groups, run.out / "affinity.png", list(run.data.task_names))
     return report

@@ -186,10 +186,21 @@ class Run:
         """The chosen partition of the tasks."""
         return self.get("groups")
 
+    def groups_stage(self) -> GroupsStage:
+        """The groups stage (candidates, scores, recommendation)."""
+        return self._stages["groups"]  # type: ignore[return-value]
+
+    def recommendation(self) -> Any:
+        """The recommended :class:`~graphtag.recommend.Candidate`."""
+        return self.groups_stage().recommendation()
+
+    def candidates(self) -> list[Any]:
+        """Every candidate of the groups stage, with its scores."""
+        return self.groups_stage().all_candidates()
+
     def selected_groups(self) -> list[list[int]] | None:
-        """The overlapping groups of an overlapping grouping (``None`` otherwise)."""
-        self.groups()
-        return self.stage("groups").selected_groups()  # type: ignore[attr-defined]
+        """The recommendation's overlapping groups (``None`` unless it is a selection)."""
+        return self.recommendation().selected
 
     def train_key(self) -> dict[str, Any]:
         """The training recipe as a key (the device is left out: results must not depend on it)."""
@@ -212,15 +223,16 @@ class Run:
 
         if stages is None:
             stages = ["inputs", "base", "affinity", "groups"]
-            if self.method.uses_features:
+            if self.method.uses_features or self.config.recommend.uses_features:
                 stages.insert(2, "features")
         names: list[str] = []
         for s in stages:
             names += self._stages[s].memory_stages
+        needs_features = "features" in names and not self.method.uses_features
         est = check_run_memory(
             self.data,
             self.config.train,
-            self.method,
+            self.estimator if needs_features else self.method,
             self.options.max_memory,
             stages=names,
             device=self.device,

@@ -6,6 +6,18 @@ surrogates of the group fine-tunes, :class:`ProbeScorer` measures it after short
 fine-tunes, and the best few are confirmed by training (docs/algorithms.md §8).
 """
 
+from ._candidates import KINDS, Candidate, choose_candidate, single_task_default
 from ._scores import PartitionScores, ProbeScorer, SurrogateScorer, partition_key
+from ._search import improve_partition
 
-__all__ = ["PartitionScores", "ProbeScorer", "SurrogateScorer", "partition_key"]
+__all__ = [
+    "KINDS",
+    "Candidate",
+    "PartitionScores",
+    "ProbeScorer",
+    "SurrogateScorer",
+    "choose_candidate",
+    "improve_partition",
+    "partition_key",
+    "single_task_default",
+]

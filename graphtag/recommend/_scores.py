@@ -45,6 +45,16 @@ class PartitionScores:
         if todo:
             self._cache.update(zip(todo, self._score_groups(todo)))
 
+    def group(self, group: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(loss, auc)`` of the tasks of ``group`` (in sorted order) under its own model."""
+        key = tuple(sorted(int(t) for t in group))
+        self.groups([key])
+        return self._cache[key]
+
+    def base(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(loss [T], auc [T])`` of the base model itself: the reference of the scores."""
+        raise NotImplementedError
+
     def per_task(self, partition: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """``(loss [T], auc [T])`` of every task under its group of ``partition``."""
         part = partition_key(partition)
@@ -52,8 +62,7 @@ class PartitionScores:
         loss = np.full(self.num_tasks, np.nan)
         auc = np.full(self.num_tasks, np.nan)
         for g in part:
-            g_loss, g_auc = self._cache[g]
-            loss[list(g)], auc[list(g)] = g_loss, g_auc
+            loss[list(g)], auc[list(g)] = self._cache[g]
         return loss, auc
 
     def score(self, partition: Sequence[Sequence[int]]) -> float:
@@ -135,12 +144,26 @@ class ProbeScorer(PartitionScores):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise GraphtagError(f"probe epochs must be a positive integer, got {epochs!r}")
         super().__init__(int(data.y.size(1)))
-        self.data, self.inputs, self.base, self.seed = data, inputs, base, seed
+        self.data, self.inputs, self.base_model, self.seed = data, inputs, base, seed
         self.config = replace(config, epochs=epochs, patience=epochs)
 
-    def _score_groups(self, groups: list[Group]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _validation(self, logits: Any, tasks: list[int]) -> tuple[np.ndarray, np.ndarray]:
         from ..metrics import Evaluator
-        from ..training import fit_model, per_task_bce, predict
+        from ..training import per_task_bce
+
+        y, mask = self.data.y[:, tasks], self.data.val_mask[:, tasks]
+        auc = np.asarray(Evaluator().evaluate(y, logits, mask)["auc"], dtype=np.float64)
+        return per_task_bce(logits, y, mask).double().numpy(), auc
+
+    def base(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(loss [T], auc [T])`` of the base model on the validation labels."""
+        from ..training import predict
+
+        logits = predict(self.base_model, self.inputs, batch_size=self.config.eval_batch_size)
+        return self._validation(logits, list(range(self.num_tasks)))
+
+    def _score_groups(self, groups: list[Group]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from ..training import fit_model, predict
 
         out = []
         for g in groups:
@@ -151,12 +174,9 @@ class ProbeScorer(PartitionScores):
                 tasks,
                 self.config,
                 seed=self.seed,
-                init=self.base,
+                init=self.base_model,
                 evaluate_init=True,
             )
             logits = predict(res.model, self.inputs, batch_size=self.config.eval_batch_size)
-            y, mask = self.data.y[:, tasks], self.data.val_mask[:, tasks]
-            auc = Evaluator().evaluate(y, logits, mask)["auc"]
-            loss = per_task_bce(logits, y, mask).double().numpy()
-            out.append((loss, np.asarray(auc, dtype=np.float64)))
+            out.append(self._validation(logits, tasks))
         return out
