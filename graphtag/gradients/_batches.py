@@ -77,7 +77,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _graph_reference(graph: Data, forward_kwargs: ForwardKwargs, device: torch.device, where: str):
+def _graph_reference(
+    graph: Data, forward_kwargs: ForwardKwargs, device: torch.device, where: str
+) -> Callable[[Tensor], NodeBatch]:
     """``seeds -> NodeBatch`` of the whole PyG graph (moved to ``device`` once)."""
     full = NodeBatch.from_pyg(graph, forward_kwargs=forward_kwargs, where=where).to(device)
 

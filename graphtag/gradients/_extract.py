@@ -275,6 +275,60 @@ def _feature_rows(
     return y, keep, rows
 
 
+class _RowTable:
+    """The kept ``(task, split, node)`` rows and the buffers their features are written to.
+
+    Args:
+        keep: bool ``[T', 2, N]`` kept rows; ``rows``: their ``[R, 3]`` indices, sorted.
+        dim: Projection dimension; ``dtype``: storage dtype of the features.
+    """
+
+    def __init__(self, keep: Tensor, rows: Tensor, dim: int, dtype: torch.dtype) -> None:
+        self.keep, self.rows = keep, rows
+        self.num_nodes = keep.size(2)
+        self.keys = (rows[:, 0] * 2 + rows[:, 1]) * self.num_nodes + rows[:, 2]
+        self.nodes = torch.nonzero(keep.any(dim=(0, 1))).flatten()
+        self.features = torch.zeros(rows.size(0), dim, dtype=dtype)
+        self.offsets = torch.zeros(rows.size(0), dtype=torch.float32)
+        self.filled = torch.zeros(rows.size(0), dtype=torch.bool)
+
+    def write(
+        self,
+        nodes: Tensor,
+        logits: Tensor,
+        grads: Tensor,
+        task_idx: Tensor,
+        max_norm: float | None,
+        chunk: int,
+        num_chunks: int,
+    ) -> None:
+        """Store the kept rows of one batch (``logits [B, T']``, ``grads [B, T', d]``)."""
+        bnodes = nodes.cpu()
+        local = self.keep[:, :, bnodes].nonzero()  # (task, split, position in batch)
+        dest = torch.searchsorted(
+            self.keys, (local[:, 0] * 2 + local[:, 1]) * self.num_nodes + bnodes[local[:, 2]]
+        )
+        pos_dev = local[:, 2].to(grads.device)
+        task_dev = local[:, 0].to(grads.device)
+        rows_g, rows_o = grads[pos_dev, task_dev], logits[pos_dev, task_dev]
+        _check_rows(rows_g, rows_o, local[:, 0], task_idx, max_norm, chunk, num_chunks)
+        self.features[dest] = rows_g.to(device="cpu", dtype=self.features.dtype)
+        self.offsets[dest] = rows_o.to(device="cpu", dtype=torch.float32)
+        self.filled[dest] = True
+
+    def check_complete(self, where: str) -> None:
+        """Raise unless every kept row was written."""
+        if bool(self.filled.all()):
+            return
+        missing = torch.unique(self.rows[~self.filled, 2])
+        raise GraphtagError(
+            f"{where}: {int((~self.filled).sum())} feature rows were not produced: the batches "
+            f"did not cover {missing.numel()} of the needed nodes (first: "
+            f"{preview(missing.tolist())}); pass the Data itself, a loader (re-aimed at the "
+            "needed nodes) or graphtag's prepared inputs instead of a fixed list of batches"
+        )
+
+
 def extract_gradient_features(
     model: nn.Module,
     inputs: BatchSource,
@@ -370,29 +424,22 @@ def extract_gradient_features(
     where = "extract_gradient_features"
     _check_arguments(model, projector, node_batch_size, chunk_size, max_norm, where)
     data = as_multilabel(data, where=where)
-    num_nodes, num_data_tasks = data.y.shape
-    task_idx = check_tasks(tasks, num_data_tasks)
+    task_idx = check_tasks(tasks, data.y.size(1))
     if not hasattr(projector, "param_names_"):
         projector.fit(model)
     y, keep, rows = _feature_rows(data, task_idx, val_fraction, max_task_rows, max_rows, seed)
-    num_rows = rows.size(0)
-    row_keys = (rows[:, 0] * 2 + rows[:, 1]) * num_nodes + rows[:, 2]
-    nodes = torch.nonzero(keep.any(dim=(0, 1))).flatten()
-
-    features = torch.zeros(num_rows, projector.dim, dtype=dtype)
-    offsets = torch.zeros(num_rows, dtype=torch.float32)
-    filled = torch.zeros(num_rows, dtype=torch.bool)
+    table = _RowTable(keep, rows, projector.dim, dtype)
     plan = plan_batches(inputs, model, data, forward_kwargs=forward_kwargs, seed=seed, where=where)
     batches = node_batches(
         plan,
         model,
-        nodes,
+        table.nodes,
         node_batch_size,
         forward_kwargs=forward_kwargs,
         inexact_ok=inexact_ok,
         where=where,
     )
-    num_chunks = math.ceil(nodes.numel() / node_batch_size)
+    num_chunks = math.ceil(table.nodes.numel() / node_batch_size)
     with tqdm(total=num_chunks, disable=not progress, desc="gradient features") as bar:
         stream = iter_projected_gradients(
             model,
@@ -407,30 +454,11 @@ def extract_gradient_features(
             if logits.size(1) != task_idx.numel():
                 raise GraphtagError(
                     f"{where}: the model has {logits.size(1)} outputs but data has "
-                    f"{num_data_tasks} tasks; pass tasks= to select the model's columns"
+                    f"{data.y.size(1)} tasks; pass tasks= to select the model's columns"
                 )
-            bnodes = batch.nodes.cpu()
-            local = keep[:, :, bnodes].nonzero()  # (task, split, position in batch)
-            dest = torch.searchsorted(
-                row_keys, (local[:, 0] * 2 + local[:, 1]) * num_nodes + bnodes[local[:, 2]]
-            )
-            pos_dev = local[:, 2].to(grads.device)
-            task_dev = local[:, 0].to(grads.device)
-            rows_g, rows_o = grads[pos_dev, task_dev], logits[pos_dev, task_dev]
-            _check_rows(rows_g, rows_o, local[:, 0], task_idx, max_norm, chunk, num_chunks)
-            features[dest] = rows_g.to(device="cpu", dtype=dtype)
-            offsets[dest] = rows_o.to(device="cpu", dtype=torch.float32)
-            filled[dest] = True
+            table.write(batch.nodes, logits, grads, task_idx, max_norm, chunk, num_chunks)
             bar.update(1)
-    if not bool(filled.all()):
-        missing = torch.unique(rows[~filled, 2])
-        raise GraphtagError(
-            f"{where}: {int((~filled).sum())} feature rows were not produced: the batches did "
-            f"not cover {missing.numel()} of the needed nodes (first: {preview(missing.tolist())}"
-            "); pass the Data itself, a loader (re-aimed at the needed nodes) or graphtag's "
-            "prepared inputs instead of a fixed list of batches"
-        )
-    task, node = rows[:, 0], rows[:, 2]
+    table.check_complete(where)
     num_train = int((rows[:, 1] == 0).sum())
     meta = {
         "projector": {
@@ -441,10 +469,10 @@ def extract_gradient_features(
             "num_params": projector.num_params_,
         },
         "tasks": task_idx.tolist(),
-        "num_nodes": int(nodes.numel()),
-        "num_rows": num_rows,
+        "num_nodes": int(table.nodes.numel()),
+        "num_rows": rows.size(0),
         "num_train_rows": num_train,
-        "num_val_rows": num_rows - num_train,
+        "num_val_rows": rows.size(0) - num_train,
         "val_fraction": float(val_fraction),
         "val_subsample": VAL_SUBSAMPLE_RULE if val_fraction < 1.0 else "none",
         "val_subsample_seed": seed,
@@ -456,9 +484,10 @@ def extract_gradient_features(
         "model": type(model).__name__,
         "seconds": time.perf_counter() - t0,
     }
+    task, node = rows[:, 0], rows[:, 2]
     return GradientFeatures(
-        features=features,
-        offsets=offsets,
+        features=table.features,
+        offsets=table.offsets,
         labels=y[node, task].float(),
         task=task,
         node=node,

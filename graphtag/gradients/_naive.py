@@ -45,6 +45,16 @@ def naive_projected_gradients(
 
     Returns:
         ``[n, T, d]``, equal (up to rounding) to :func:`compute_projected_gradients`.
+
+    Example:
+        >>> from graphtag.gradients import compute_projected_gradients
+        >>> from graphtag.models import NodeBatch
+        >>> model = torch.nn.Linear(4, 3).double()
+        >>> proj = GradientProjector(dim=5).fit(model)
+        >>> batch = NodeBatch(torch.arange(6), (torch.randn(6, 4).double(),), torch.arange(6))
+        >>> ref = naive_projected_gradients(model, [batch], proj)
+        >>> torch.allclose(ref, compute_projected_gradients(model, [batch], proj))
+        True
     """
     block, _, task_index = _prepare(model, projector, tasks)
     params = dict(model.named_parameters())

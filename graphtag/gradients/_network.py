@@ -108,6 +108,21 @@ def network_subset_losses(
     Shapes:
         - ``weights``: ``[M, d]``; ``val_mask``: ``[N, T']``;
         - output: ``[M, T']`` with ``T' = len(tasks)`` (all ``T`` tasks by default).
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> from torch_geometric.nn import GraphSAGE
+        >>> g = torch.Generator().manual_seed(0)
+        >>> data = Data(x=torch.randn(20, 4, generator=g),
+        ...             edge_index=torch.randint(0, 20, (2, 60), generator=g),
+        ...             y=torch.randint(0, 2, (20, 3), generator=g),
+        ...             val_mask=torch.arange(20) % 2 == 0)
+        >>> model = GraphSAGE(4, 8, num_layers=2, out_channels=3)
+        >>> proj = GradientProjector(dim=6).fit(model)
+        >>> losses = network_subset_losses(model, data, data, proj, [(0, 1), (2,)],
+        ...                                torch.zeros(2, 6))
+        >>> losses.shape, bool(losses[1, :2].isnan().all())
+        (torch.Size([2, 3]), True)
     """
     where = "network_subset_losses"
     if not isinstance(projector, GradientProjector) or not hasattr(projector, "param_names_"):
