@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from .._utils import derive_seed
+from .._utils import derive_seed, torch_generator
 from ..errors import GraphtagError
 from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
 
@@ -108,8 +108,10 @@ def _rebuilt_loader(loader: Any, seed: int) -> Callable[[Tensor, int], Iterable[
             shuffle=False,
             transform=loader.transform,
             num_workers=0,
+            generator=torch_generator(seed, "rebuilt_loader"),
         )
-        it = iter(rebuilt)
+        with torch.random.fork_rng(devices=[]):
+            it = iter(rebuilt)
         step = 0
         while True:
             with torch.random.fork_rng(devices=[]):
