@@ -54,15 +54,20 @@ def _source_grads(
     return loss0, chunks
 
 
-def _exact(
+def _from_gradients(
     loss_fn: LossFn,
     shared: dict[str, Tensor],
     src: Tensor,
     eta: float,
     num_tasks: int,
     chunk_size: int | None,
+    first_order: bool,
 ) -> Tensor:
+    """``Z`` from the source tasks' gradients: exact lookahead, or ``eta <g_i, g_j> / L_j``."""
     loss0, chunks = _source_grads(loss_fn, shared, src, num_tasks, chunk_size)
+    if first_order:
+        flat = [torch.cat([v.detach().flatten(1) for v in g.values()], dim=1) for g in chunks]
+        return _first_order_z(torch.cat(flat), loss0, src, eta)  # [S, P] gradients of sources
     cols = []
     for g in chunks:
         with torch.no_grad():
@@ -70,22 +75,6 @@ def _exact(
             new = _vmapped(loss_fn, stacked)  # [c, T]: row k = losses after a step on src[k]
         cols.append(1.0 - new.T / loss0[:, None])
     return torch.cat(cols, dim=1)
-
-
-def _first_order(
-    loss_fn: LossFn,
-    shared: dict[str, Tensor],
-    src: Tensor,
-    eta: float,
-    num_tasks: int,
-    chunk_size: int | None,
-) -> Tensor:
-    loss0, chunks = _source_grads(loss_fn, shared, src, num_tasks, chunk_size)
-    flat = []
-    for g in chunks:
-        flat.append(torch.cat([v.detach().flatten(1) for v in g.values()], dim=1))
-    gmat = torch.cat(flat)  # [S, P] gradients of the present tasks
-    return _first_order_z(gmat, loss0, src, eta)
 
 
 def _sketched(
@@ -163,10 +152,9 @@ def lookahead_z(
     """
     if mode == "naive":
         return _naive(loss_fn, shared, src, eta)
-    if mode == "exact":
-        return _exact(loss_fn, shared, src, eta, num_tasks, chunk_size)
-    if projection_dim is None:
-        return _first_order(loss_fn, shared, src, eta, num_tasks, chunk_size)
+    if mode == "exact" or projection_dim is None:
+        first_order = mode != "exact"
+        return _from_gradients(loss_fn, shared, src, eta, num_tasks, chunk_size, first_order)
     return _sketched(loss_fn, shared, src, eta, projection_dim, chunk_size, seed, step)
 
 

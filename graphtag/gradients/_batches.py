@@ -23,6 +23,7 @@ from torch_geometric.data import Data
 
 from .._utils import derive_seed, torch_generator
 from ..errors import GraphtagError
+from ..loader._loader import _SeededGlobalRNG
 from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
 
 __all__ = ["EXACT_TOL", "BatchSource", "check_exact", "node_batches", "plan_batches"]
@@ -94,12 +95,13 @@ def _rebuilt_loader(loader: Any, seed: int) -> Callable[[Tensor, int], Iterable[
     """``(nodes, batch_size) -> batches`` of a PyG ``NodeLoader`` re-aimed at ``nodes``.
 
     The user's data and sampler are kept; only the seed nodes and batch size change. Batches
-    are drawn inside :func:`torch.random.fork_rng` (PyG's compiled samplers draw from the global
-    generator), so the caller's global RNG state is untouched.
+    are drawn as :func:`graphtag.loader.make_neighbor_loader` draws them, inside
+    :func:`torch.random.fork_rng` (PyG's compiled samplers draw from the global generator), so
+    the caller's global RNG state is untouched.
     """
     from torch_geometric.loader import NodeLoader
 
-    def make(nodes: Tensor, batch_size: int) -> Iterator[Data]:
+    def make(nodes: Tensor, batch_size: int) -> Iterable[Data]:
         rebuilt = NodeLoader(
             loader.data,
             node_sampler=loader.node_sampler,
@@ -110,18 +112,7 @@ def _rebuilt_loader(loader: Any, seed: int) -> Callable[[Tensor, int], Iterable[
             num_workers=0,
             generator=torch_generator(seed, "rebuilt_loader"),
         )
-        with torch.random.fork_rng(devices=[]):
-            it = iter(rebuilt)
-        step = 0
-        while True:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(seed, "rebuilt_loader", step))
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    return
-            yield batch
-            step += 1
+        return _SeededGlobalRNG(rebuilt, derive_seed(seed, "rebuilt_loader"))
 
     return make
 
