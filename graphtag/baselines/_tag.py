@@ -88,7 +88,8 @@ class TAGAffinity(Estimator):
             large chunks only add memory traffic).
         projection_dim: Sketch dimension ``d`` for ``mode="first_order"``; ``None`` is exact.
         head: The output layer kept fixed: a parameter-name prefix (``"lin"``, ``"convs.1"``),
-            a submodule of the model, or ``None`` for ``model.head``.
+            a submodule of the model, or ``None`` for ``model.head`` (prefer the name, which
+            ``sklearn.base.clone`` keeps; it copies a module).
         forward_kwargs: Attributes of PyG batches passed to ``model`` as keyword arguments
             (``("edge_attr",)`` or ``{argument: attribute}``).
 
@@ -256,6 +257,8 @@ class TAGAffinity(Estimator):
         self._check_params()
         self.reset()
         batches = list(batches)
+        if not batches:
+            raise GraphtagError("TAGAffinity.fit: no batches; pass at least one batch to measure")
         if y is None and masks is None:
             pairs: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * len(batches)
         elif isinstance(y, Tensor) and isinstance(masks, Tensor):

@@ -71,7 +71,8 @@ class GradientProjector(Estimator):
         block: ``"all"`` or ``"body"`` (every parameter except the output layer's).
         seed: Seed of the projection.
         head: The output layer, for ``block="body"``: a parameter-name prefix (``"lin"``,
-            ``"convs.1"``), a submodule of the model, or ``None`` for ``model.head``.
+            ``"convs.1"``), a submodule of the model, or ``None`` for ``model.head``. Prefer the
+            name: ``sklearn.base.clone`` copies a module, and a copy is not the model's.
 
     Attributes:
         param_names_: Names (as in ``model.named_parameters()``) of the block's parameters.

@@ -319,6 +319,11 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
         r"the PyG batch has no train_mask; pass it to step\(\)/fit\(\)",
     ),
     ("tag/not-fitted", lambda: TAGAffinity().affinity_, r"has no measurement yet"),
+    (
+        "tag/fit-no-batches",
+        lambda: TAGAffinity(head="lin").fit(Net(), [], lr=0.1),
+        r"TAGAffinity\.fit: no batches",
+    ),
     # -------------------------------------------------------------- GradTAG
     ("gradtag/l2", lambda: GradTAG(l2=-1.0).fit(_features()), r"l2 must be None .* or a number"),
     ("gradtag/loss", lambda: GradTAG(loss="exact").fit(_features()), r"loss must be 'linear'"),
