@@ -145,6 +145,8 @@ def plan_batches(
         The :class:`BatchPlan`.
     """
     device = _model_device(model)
+    if isinstance(source, Data) and source.get("n_id") is not None:
+        source = [source]  # one mini-batch (checked like those of a loader)
     if isinstance(source, Data):
         full = NodeBatch.from_pyg(source, forward_kwargs=forward_kwargs, where=where).to(device)
 
