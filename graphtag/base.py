@@ -19,7 +19,15 @@ from typing import Any
 
 from .errors import GraphtagError
 
-__all__ = ["Estimator", "check_is_fitted"]
+__all__ = ["Estimator", "NotFittedError", "check_is_fitted"]
+
+
+class NotFittedError(GraphtagError, AttributeError):
+    """A fitted attribute was read before ``fit``.
+
+    Also an :class:`AttributeError`, so ``hasattr(est, "affinity_")`` is ``False`` before
+    ``fit`` (as with scikit-learn's ``NotFittedError``).
+    """
 
 
 class Estimator:
@@ -124,8 +132,9 @@ def check_is_fitted(estimator: object, attribute: str) -> None:
     """Raise unless ``estimator`` has the fitted ``attribute`` (e.g. ``"affinity_"``).
 
     Raises:
-        GraphtagError: Naming the estimator and the call that fits it.
+        NotFittedError: A :class:`~graphtag.errors.GraphtagError` naming the estimator and the
+            call that fits it.
     """
     if not hasattr(estimator, attribute):
         name = type(estimator).__name__
-        raise GraphtagError(f"this {name} is not fitted yet; call {name}.fit(...) first")
+        raise NotFittedError(f"this {name} is not fitted yet; call {name}.fit(...) first")

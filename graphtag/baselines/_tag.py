@@ -8,52 +8,54 @@ fixed), for every source task ``i``::
 
 ``Z[j][i] > 0`` means a step on task ``i`` lowers the loss of task ``j``. ``L_i`` is the masked
 per-task BCE (mean over the labelled rows of task ``i`` in the batch), never the all-task loss.
-See ALGORITHMS.md §9.
+See docs/algorithms.md §9.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, jvp, vjp, vmap
 
-from .._utils import torch_generator
+from ..base import Estimator, NotFittedError
+from ..data._validate import check_labels
+from ..defaults import TAG_EVERY
 from ..errors import GraphtagError
-from ..models._batch import NodeBatch
+from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode, head_parameter_ids
+from ._lookahead import CPU_CHUNK_SIZE, lookahead_z
 
-__all__ = ["TAGAffinity"]
+__all__ = ["CPU_CHUNK_SIZE", "TAGAffinity"]
 
 _MODES = ("exact", "first_order", "naive")
-#: Default number of tasks (or sketch directions) per vmapped chunk on CPU.
-CPU_CHUNK_SIZE = 8
-_LOOKAHEADS = ("sgd",)
 
 
-class TAGAffinity:
+class TAGAffinity(Estimator):
     """Record TAG's lookahead affinity during training (or over fixed batches).
 
     The recorder is called after every optimiser step with
     ``recorder.step(model, batch, y, mask, lr)`` and measures every ``every``-th call itself (the
-    1st, the ``every + 1``-th, ...). :meth:`measure` computes the affinity over a fixed list of
-    batches without training. Per measured step, ``Z[j][i]`` is accumulated for every pair of
-    tasks ``(j, i)`` that both have labelled rows in the batch; :attr:`affinity_` is the mean over
-    the steps where the pair was measured (``counts_``).
+    1st, the ``every + 1``-th, ...). A PyG batch (a full graph or a ``NeighborLoader``
+    mini-batch) brings its own labels: ``recorder.step(model, batch, lr=lr)`` reads ``y`` and
+    ``train_mask`` of its seed nodes. :meth:`fit` (alias :meth:`measure`) computes the affinity
+    over a fixed list of batches without training. Per measured step, ``Z[j][i]`` is accumulated
+    for every pair of tasks ``(j, i)`` that both have labelled rows in the batch;
+    :attr:`affinity_` is the mean over the steps where the pair was measured (``counts_``).
 
-    Conventions (ALGORITHMS.md §9):
+    Conventions (docs/algorithms.md §9):
 
     * Shared parameters ``theta_s`` are all trainable parameters of ``model`` except those of
-      ``model.head`` (the final ``nn.Linear(hidden, T)``), which stay fixed in the lookahead.
+      the output layer ``head`` (``model.head`` by default), which stay fixed in the lookahead.
     * The step size ``eta`` is ``lr`` when given here, else the ``lr`` passed to :meth:`step`
-      (the optimiser's current learning rate). The lookahead is a plain SGD step
-      (``lookahead="sgd"``, the only rule implemented) whatever the training optimiser is.
+      (the optimiser's current learning rate). The lookahead is a plain SGD step whatever the
+      training optimiser is.
     * Forwards and gradients are computed in eval mode (no dropout, no batch-norm statistic
       updates); the training flag of every submodule is restored afterwards. The model's
-      parameters and ``.grad`` are never modified.
+      parameters (their objects, values and ``requires_grad``), buffers and ``.grad`` are never
+      modified.
     * The recorder runs after the optimiser step, so the lookahead starts from the parameters
       just updated with ``X_t``; it is measured on ``X_t``.
     * ``divide_by_lr=True`` stores ``Z / eta``. To first order ``Z ~= eta <g_i, g_j> / L_j``,
@@ -76,7 +78,6 @@ class TAGAffinity:
 
     Args:
         every: Measure every ``every``-th call of :meth:`step` (``>= 1``).
-        lookahead: Lookahead update rule; only ``"sgd"`` (``theta_s - eta g_i``).
         lr: Fixed lookahead step size; ``None`` uses the ``lr`` passed to :meth:`step`.
         divide_by_lr: Store ``Z / eta`` instead of ``Z``.
         mode: ``"exact"``, ``"first_order"`` or ``"naive"``.
@@ -84,14 +85,24 @@ class TAGAffinity:
         chunk_size: Number of source tasks (or sketch directions) per vmapped chunk; bounds
             memory at about ``chunk_size`` times one forward-backward. ``None``: all at once
             on CUDA, :data:`CPU_CHUNK_SIZE` on CPU (on CPU, vmapping brings no parallelism and
-            large chunks only add memory traffic: at ``T = 200``, a 1024-node batch and
-            hidden 256, chunks of 10 / 50 / 200 took 1.1x / 1.6x / 1.8x the naive loop).
+            large chunks only add memory traffic).
         projection_dim: Sketch dimension ``d`` for ``mode="first_order"``; ``None`` is exact.
+        head: The output layer kept fixed: a parameter-name prefix (``"lin"``, ``"convs.1"``),
+            a submodule of the model, or ``None`` for ``model.head`` (prefer the name, which
+            ``sklearn.base.clone`` keeps; it copies a module).
+        forward_kwargs: Attributes of PyG batches passed to ``model`` as keyword arguments
+            (``("edge_attr",)`` or ``{argument: attribute}``).
+
+    Attributes:
+        affinity_: ``[T, T]`` float64 numpy array, mean ``Z[j][i]`` (row = recipient, column =
+            source); pairs never measured together are NaN.
+        counts_: ``[T, T]`` int64 numpy array, measured steps in which both tasks had labels.
+        num_calls_: Calls of :meth:`step` so far; ``num_measured_``: measured steps.
+        num_tasks_: ``T``.
 
     Shapes:
-        - step/measure inputs: ``y``, ``mask`` ``[B, T]`` for the ``B`` seed nodes of a batch.
-        - :attr:`affinity_`: ``[T, T]`` float64, ``[recipient][source]``; :attr:`counts_`:
-          ``[T, T]`` int64.
+        - step/measure inputs: ``y``, ``mask`` ``[B, T]`` (or ``[B]`` masks) for the ``B`` seed
+          nodes of a batch.
 
     Example:
         >>> import torch
@@ -109,56 +120,45 @@ class TAGAffinity:
         >>> batch = NodeBatch(nodes=torch.arange(16), args=(x,), out=torch.arange(16))
         >>> y = (torch.rand(16, 3, generator=g) < 0.5).float()
         >>> mask = torch.ones(16, 3, dtype=torch.bool)
-        >>> tag = TAGAffinity(every=1).measure(Net(), [batch], y, mask, lr=0.1)
+        >>> tag = TAGAffinity(every=1).fit(Net(), [batch], y, mask, lr=0.1)
         >>> tag.affinity_.shape, int(tag.counts_.min())
         ((3, 3), 1)
     """
 
     def __init__(
         self,
-        every: int = 10,
-        lookahead: str = "sgd",
+        every: int = TAG_EVERY,
         lr: float | None = None,
         divide_by_lr: bool = False,
         mode: str = "exact",
         seed: int = 0,
         chunk_size: int | None = None,
         projection_dim: int | None = None,
+        head: str | nn.Module | None = None,
+        forward_kwargs: ForwardKwargs = (),
     ) -> None:
         self.every = every
-        self.lookahead = lookahead
         self.lr = lr
         self.divide_by_lr = divide_by_lr
         self.mode = mode
         self.seed = seed
         self.chunk_size = chunk_size
         self.projection_dim = projection_dim
-        self._check_params()
-        self.reset()
-
-    def __repr__(self) -> str:
-        return (
-            f"TAGAffinity(every={self.every}, lookahead={self.lookahead!r}, lr={self.lr}, "
-            f"divide_by_lr={self.divide_by_lr}, mode={self.mode!r}, seed={self.seed}, "
-            f"chunk_size={self.chunk_size}, projection_dim={self.projection_dim})"
-        )
+        self.head = head
+        self.forward_kwargs = forward_kwargs
 
     # ------------------------------------------------------------------ state
 
     def reset(self) -> TAGAffinity:
         """Forget every measurement (and the step counter); returns ``self``."""
-        self.num_calls_ = 0
-        self.num_measured_ = 0
-        self.num_tasks_: int | None = None
-        self._sum: np.ndarray | None = None
-        self._counts: np.ndarray | None = None
+        for name in ("num_calls_", "num_measured_", "num_tasks_", "_sum", "_counts"):
+            self.__dict__.pop(name, None)
         return self
 
     @property
     def counts_(self) -> np.ndarray:
         """``[T, T]`` int64: measured steps in which both tasks ``j`` and ``i`` had labels."""
         self._check_measured()
-        assert self._counts is not None
         return self._counts.copy()
 
     @property
@@ -168,7 +168,6 @@ class TAGAffinity:
         Pairs never measured together (``counts_ == 0``) are NaN.
         """
         self._check_measured()
-        assert self._sum is not None and self._counts is not None
         with np.errstate(invalid="ignore", divide="ignore"):
             out = self._sum / self._counts
         out[self._counts == 0] = np.nan
@@ -196,35 +195,46 @@ class TAGAffinity:
     def step(
         self,
         model: nn.Module,
-        batch: NodeBatch,
-        y: Tensor,
-        mask: Tensor,
+        batch: NodeBatch | Any,
+        y: Tensor | None = None,
+        mask: Tensor | None = None,
         lr: float | None = None,
     ) -> bool:
         """Count one optimiser step; measure the affinity on ``batch`` if it is a measured step.
 
         Args:
-            model: The model being trained, with a ``.head`` module (fixed in the lookahead).
-            batch: The batch of the step; ``model(*batch.args)[batch.out]`` are its logits.
-            y: ``[B, T]`` labels in {0, 1} of ``batch.nodes`` (values outside ``mask`` ignored).
-            mask: ``[B, T]`` bool, labelled (training) rows of each task.
+            model: The model being trained; its output layer (``head``) is fixed in the
+                lookahead.
+            batch: The batch of the step: a :class:`~graphtag.models.NodeBatch` or a PyG
+                ``Data`` (a full graph, or a mini-batch with ``n_id`` and ``batch_size``).
+            y: ``[B, T]`` labels in {0, 1} of the batch's seed nodes (values outside ``mask``
+                ignored); ``None`` for a PyG batch: its ``y`` (seed rows).
+            mask: ``[B, T]`` or ``[B]`` bool, labelled (training) rows of each task; ``None`` for
+                a PyG batch: its ``train_mask`` (seed rows).
             lr: Current learning rate (the lookahead step unless ``lr`` was fixed here).
 
         Returns:
             Whether this call was measured.
+
+        Raises:
+            GraphtagError: On invalid hyperparameters, labels or masks (shape, values outside
+                {0, 1}, NaN on labelled rows), a model without the named output layer, or no
+                step size.
         """
-        measured = self.num_calls_ % self.every == 0
+        self._check_params()
+        calls = self.__dict__.get("num_calls_", 0)
+        measured = calls % self.every == 0
         if measured:
             self._measure_one(model, batch, y, mask, lr)
-        self.num_calls_ += 1  # a call that raised is not counted
+        self.num_calls_ = calls + 1  # a call that raised is not counted
         return measured
 
-    def measure(
+    def fit(
         self,
         model: nn.Module,
-        batches: Iterable[NodeBatch],
-        y: Tensor | Sequence[Tensor],
-        masks: Tensor | Sequence[Tensor],
+        batches: Iterable[NodeBatch | Any],
+        y: Tensor | Sequence[Tensor] | None = None,
+        masks: Tensor | Sequence[Tensor] | None = None,
         lr: float | None = None,
     ) -> TAGAffinity:
         """Compute the affinity over fixed batches without training; resets first.
@@ -232,21 +242,28 @@ class TAGAffinity:
         Every batch is measured (``every`` is ignored).
 
         Args:
-            model: Model with a ``.head`` module.
-            batches: The batches.
+            model: The model (its output layer is ``head``).
+            batches: The batches (``NodeBatch`` or PyG ``Data``).
             y: Either one ``[N, T]`` tensor of labels of all nodes (rows taken at
-                ``batch.nodes``) or a sequence of ``[B, T]`` tensors, one per batch.
-            masks: Same layout as ``y``: ``[N, T]`` bool or a sequence of ``[B, T]`` bool.
+                ``batch.nodes``), a sequence of ``[B, T]`` tensors, one per batch, or ``None``
+                for PyG batches (their own ``y``).
+            masks: Same layout as ``y`` (bool, ``[N]``/``[N, T]`` or per batch ``[B]``/``[B, T]``;
+                ``None``: the PyG batches' ``train_mask``).
             lr: Lookahead step size (unless fixed in the constructor).
 
         Returns:
             ``self``, with :attr:`affinity_` and :attr:`counts_`.
         """
+        self._check_params()
         self.reset()
         batches = list(batches)
-        if isinstance(y, Tensor) and isinstance(masks, Tensor):
+        if not batches:
+            raise GraphtagError("TAGAffinity.fit: no batches; pass at least one batch to measure")
+        if y is None and masks is None:
+            pairs: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * len(batches)
+        elif isinstance(y, Tensor) and isinstance(masks, Tensor):
             pairs = [_global_rows(y, masks, b, k) for k, b in enumerate(batches)]
-        elif not isinstance(y, Tensor) and not isinstance(masks, Tensor):
+        elif isinstance(y, Sequence) and isinstance(masks, Sequence):
             if len(y) != len(batches) or len(masks) != len(batches):
                 raise GraphtagError(
                     f"measure(): got {len(batches)} batches but {len(y)} label and {len(masks)} "
@@ -256,23 +273,20 @@ class TAGAffinity:
         else:
             raise GraphtagError(
                 "measure(): pass `y` and `masks` in the same layout, both [N, T] tensors or both "
-                "sequences of [B, T] tensors (one per batch)"
+                "sequences of [B, T] tensors (one per batch), or neither for PyG batches"
             )
         for b, (yb, mb) in zip(batches, pairs):
             self._measure_one(model, b, yb, mb, lr)
-            self.num_calls_ += 1
+            self.num_calls_ = self.__dict__.get("num_calls_", 0) + 1
         return self
+
+    measure = fit
 
     # ------------------------------------------------------------------ internals
 
     def _check_params(self) -> None:
         if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
             raise GraphtagError(f"TAGAffinity: every={self.every!r} must be an integer >= 1")
-        if self.lookahead not in _LOOKAHEADS:
-            raise GraphtagError(
-                f"TAGAffinity: lookahead={self.lookahead!r} is not supported; use 'sgd' "
-                "(a plain SGD lookahead step, as in ALGORITHMS.md §9)"
-            )
         if self.mode not in _MODES:
             raise GraphtagError(
                 f"TAGAffinity: mode={self.mode!r} is unknown; use one of {', '.join(_MODES)}"
@@ -298,37 +312,77 @@ class TAGAffinity:
                 )
 
     def _check_measured(self) -> None:
-        if self._sum is None:
-            raise GraphtagError(
+        if "_sum" not in self.__dict__:
+            raise NotFittedError(
                 "TAGAffinity has no measurement yet: call step() during training (the first call "
-                "is measured) or measure() on fixed batches first"
+                "is measured) or fit() on fixed batches first"
             )
 
+    def _batch_labels(
+        self, model: nn.Module, raw: Any, y: Tensor | None, mask: Tensor | None
+    ) -> tuple[NodeBatch, Tensor, Tensor]:
+        """The batch as a ``NodeBatch`` on the model's device and its checked labels."""
+        from torch_geometric.data import Data
+
+        where = "TAGAffinity"
+        if isinstance(raw, Data):
+            batch = NodeBatch.from_pyg(raw, forward_kwargs=self.forward_kwargs, where=where)
+            size = batch.nodes.numel()
+            for name, value in (("y", y), ("train_mask", mask)):
+                if value is None and raw.get(name) is None:
+                    raise GraphtagError(
+                        f"{where}: the PyG batch has no {name}; pass it to step()/fit()"
+                    )
+            y = raw.y[:size] if y is None else y
+            mask = raw.train_mask[:size] if mask is None else mask
+        elif isinstance(raw, NodeBatch):
+            batch = raw
+            if y is None or mask is None:
+                raise GraphtagError(
+                    f"{where}: a NodeBatch needs its labels: pass y [B, T] and mask [B, T]"
+                )
+        else:
+            raise GraphtagError(
+                f"{where}: batch must be a graphtag NodeBatch or a PyG Data, got "
+                f"{type(raw).__name__}"
+            )
+        for name, value in (("y", y), ("mask", mask)):
+            if not isinstance(value, Tensor) or value.dim() == 0:
+                raise GraphtagError(f"{where}: {name} must be a tensor [B, T], got {value!r}")
+            if value.size(0) != batch.nodes.numel():
+                raise GraphtagError(
+                    f"{where}: {name} has shape {tuple(value.shape)} but the batch has "
+                    f"{batch.nodes.numel()} seed nodes; pass [B, T] rows of the batch's nodes"
+                )
+        yf, masks = check_labels(y, {"mask": mask}, where=where)
+        param = next(iter(model.parameters()), None)
+        if param is not None and batch.nodes.device != param.device:
+            batch = batch.to(param.device)
+        return batch, yf, masks["mask"]
+
     def _measure_one(
-        self, model: nn.Module, batch: NodeBatch, y: Tensor, mask: Tensor, lr: float | None
+        self,
+        model: nn.Module,
+        raw: NodeBatch | Any,
+        y: Tensor | None,
+        mask: Tensor | None,
+        lr: float | None,
     ) -> None:
         eta = self.lr if self.lr is not None else lr
         if eta is None:
             raise GraphtagError(
-                "TAGAffinity: no lookahead step size; pass lr= to step()/measure() (the "
+                "TAGAffinity: no lookahead step size; pass lr= to step()/fit() (the "
                 "optimiser's current learning rate) or fix it with TAGAffinity(lr=...)"
             )
         eta = _check_lr(eta, "TAGAffinity: lr")
-        head = getattr(model, "head", None)
-        if not isinstance(head, nn.Module):
-            raise GraphtagError(
-                f"TAGAffinity needs a model with a `.head` module (the task-specific output "
-                f"layer); {type(model).__name__} has none"
-            )
-        states = [(m, m.training) for m in model.modules()]
-        model.eval()
-        try:
-            z, present = self._compute(model, head, batch, y, mask, eta)
-        finally:
-            for m, flag in states:
-                m.training = flag
+        if not isinstance(model, nn.Module):
+            raise GraphtagError(f"TAGAffinity: model must be an nn.Module, got {type(model)}")
+        head_ids = head_parameter_ids(model, self.head, "TAGAffinity")
+        batch, y, mask = self._batch_labels(model, raw, y, mask)
+        with eval_mode(model):
+            z, present = self._compute(model, head_ids, batch, y, mask, eta)
         num_tasks = z.shape[0]
-        if self._sum is None:
+        if "_sum" not in self.__dict__:
             self.num_tasks_ = num_tasks
             self._sum = np.zeros((num_tasks, num_tasks))
             self._counts = np.zeros((num_tasks, num_tasks), dtype=np.int64)
@@ -337,25 +391,23 @@ class TAGAffinity:
                 f"TAGAffinity: this batch has {num_tasks} tasks but earlier ones had "
                 f"{self.num_tasks_}; call reset() before measuring a different task set"
             )
-        assert self._counts is not None
         if self.divide_by_lr:
             z = z / eta
         pair = np.outer(present, present) & np.isfinite(z)  # L_j == 0 (underflow): unmeasured
         self._sum[pair] += z[pair]
         self._counts += pair
-        self.num_measured_ += 1
+        self.num_measured_ = self.__dict__.get("num_measured_", 0) + 1
 
     def _compute(
         self,
         model: nn.Module,
-        head: nn.Module,
+        head_ids: set[int],
         batch: NodeBatch,
         y: Tensor,
         mask: Tensor,
         eta: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return ``Z`` ``[T, T]`` (garbage outside present pairs) and ``present`` ``[T]``."""
-        head_ids = {id(p) for p in head.parameters()}
         shared: dict[str, Tensor] = {}
         fixed: dict[str, Tensor] = {}
         for name, p in model.named_parameters():
@@ -365,22 +417,16 @@ class TAGAffinity:
                 fixed[name] = p.detach()
         if not shared:
             raise GraphtagError(
-                "TAGAffinity: the model has no trainable parameters outside `.head`; the "
-                "lookahead moves the shared body, so there is nothing to measure"
+                "TAGAffinity: the model has no trainable parameters outside its output layer "
+                "(head); the lookahead moves the shared body, so there is nothing to measure"
             )
         fixed.update(dict(model.named_buffers()))
-        out_idx = batch.out
 
         def logits_fn(params: dict[str, Tensor]) -> Tensor:
-            return functional_call(model, {**params, **fixed}, batch.args)[out_idx]
+            return call_model(model, batch, {**fixed, **params})
 
         with torch.no_grad():
             logits0 = logits_fn(shared)
-        if logits0.dim() != 2:
-            raise GraphtagError(
-                f"TAGAffinity: model(*batch.args)[batch.out] has shape {tuple(logits0.shape)}; "
-                "expected [B, T] logits"
-            )
         num_rows, num_tasks = logits0.shape
         for what, t in (("y", y), ("mask", mask)):
             if tuple(t.shape) != (num_rows, num_tasks):
@@ -408,127 +454,20 @@ class TAGAffinity:
         if src.numel() == 0:
             return z, present
         with torch.enable_grad():
-            if self.mode == "naive":
-                zt = _naive(loss_fn, shared, src, eta)
-            elif self.mode == "exact":
-                zt = self._exact(loss_fn, shared, src, eta, num_tasks)
-            elif self.projection_dim is None:
-                zt = self._first_order(loss_fn, shared, src, eta, num_tasks)
-            else:
-                zt = self._sketched(loss_fn, shared, src, eta)
+            zt = lookahead_z(
+                self.mode,
+                loss_fn,
+                shared,
+                src,
+                eta,
+                num_tasks,
+                chunk_size=self.chunk_size,
+                projection_dim=self.projection_dim,
+                seed=self.seed,
+                step=self.__dict__.get("num_measured_", 0),
+            )
         z[:, src.cpu().numpy()] = zt.detach().double().cpu().numpy()
         return z, present
-
-    def _chunks(self, n: int, device: torch.device) -> list[slice]:
-        if self.chunk_size is not None:
-            size = self.chunk_size
-        else:
-            size = n if device.type == "cuda" else CPU_CHUNK_SIZE
-        return [slice(a, min(a + size, n)) for a in range(0, n, size)]
-
-    def _task_grads(
-        self, loss_fn: Callable[[dict[str, Tensor]], Tensor], shared: dict[str, Tensor]
-    ) -> tuple[Tensor, Callable[[Tensor], dict[str, Tensor]]]:
-        loss0, vjp_fn = vjp(loss_fn, shared)[:2]
-
-        def grads(cot: Tensor) -> dict[str, Tensor]:
-            return _vmapped(lambda c: vjp_fn(c)[0], cot)
-
-        return loss0.detach(), grads
-
-    def _source_grads(
-        self,
-        loss_fn: Callable[[dict[str, Tensor]], Tensor],
-        shared: dict[str, Tensor],
-        src: Tensor,
-        num_tasks: int,
-    ) -> tuple[Tensor, Iterator[dict[str, Tensor]]]:
-        """Losses ``[T]`` at ``shared`` and, chunk by chunk of ``src``, the source tasks' gradients.
-
-        Each yielded chunk maps a parameter name to ``[c, *shape]`` gradients of the ``c`` source
-        tasks ``src[chunk]`` (one batched vector-Jacobian pass per chunk).
-        """
-        loss0, grads = self._task_grads(loss_fn, shared)
-        eye = torch.eye(num_tasks, dtype=loss0.dtype, device=loss0.device)
-        chunks = (grads(eye[src[sl]]) for sl in self._chunks(src.numel(), loss0.device))
-        return loss0, chunks
-
-    def _exact(
-        self,
-        loss_fn: Callable[[dict[str, Tensor]], Tensor],
-        shared: dict[str, Tensor],
-        src: Tensor,
-        eta: float,
-        num_tasks: int,
-    ) -> Tensor:
-        loss0, chunks = self._source_grads(loss_fn, shared, src, num_tasks)
-        cols = []
-        for g in chunks:
-            with torch.no_grad():
-                stacked = {n: shared[n] - eta * g[n] for n in shared}
-                new = _vmapped(loss_fn, stacked)  # [c, T]: row k = losses after a step on src[k]
-            cols.append(1.0 - new.T / loss0[:, None])
-        return torch.cat(cols, dim=1)
-
-    def _first_order(
-        self,
-        loss_fn: Callable[[dict[str, Tensor]], Tensor],
-        shared: dict[str, Tensor],
-        src: Tensor,
-        eta: float,
-        num_tasks: int,
-    ) -> Tensor:
-        loss0, chunks = self._source_grads(loss_fn, shared, src, num_tasks)
-        flat = []
-        for g in chunks:
-            flat.append(torch.cat([v.detach().flatten(1) for v in g.values()], dim=1))
-        gmat = torch.cat(flat)  # [S, P] gradients of the present tasks
-        return _first_order_z(gmat, loss0, src, eta)
-
-    def _sketched(
-        self,
-        loss_fn: Callable[[dict[str, Tensor]], Tensor],
-        shared: dict[str, Tensor],
-        src: Tensor,
-        eta: float,
-    ) -> Tensor:
-        d = int(self.projection_dim)  # type: ignore[arg-type]
-        with torch.no_grad():
-            loss0 = loss_fn(shared)
-        parts = []
-        for sl in self._chunks(d, loss0.device):
-            dirs = self._directions(shared, sl, d)
-
-            def tangent(v: dict[str, Tensor]) -> Tensor:
-                return jvp(loss_fn, (shared,), (v,))[1]
-
-            parts.append(_vmapped(tangent, dirs).detach())  # [c, T]
-        sketch = torch.cat(parts).T[src]  # [S, d]
-        return _first_order_z(sketch, loss0, src, eta)
-
-    def _directions(self, shared: dict[str, Tensor], sl: slice, d: int) -> dict[str, Tensor]:
-        """Rademacher directions ``sl`` of the shared parameters (entries ``+-1/sqrt(d)``).
-
-        Direction ``k`` at measured step ``m`` is drawn from its own generator
-        ``(seed, m, k)`` over the concatenated parameters, so it does not depend on
-        ``chunk_size``. Returns ``{name: [c, *shape]}``.
-        """
-        sizes = [p.numel() for p in shared.values()]
-        rows = [
-            torch.randint(
-                0,
-                2,
-                (sum(sizes),),
-                generator=torch_generator(self.seed, "tag", self.num_measured_, k),
-            )
-            for k in range(sl.start, sl.stop)
-        ]
-        flat = torch.stack(rows)
-        out = {}
-        for (name, p), part in zip(shared.items(), flat.split(sizes, dim=1)):
-            signs = part.to(device=p.device, dtype=p.dtype).view(-1, *p.shape)
-            out[name] = (2.0 * signs - 1.0) / d**0.5
-        return out
 
 
 def _global_rows(y: Tensor, masks: Tensor, batch: NodeBatch, k: int) -> tuple[Tensor, Tensor]:
@@ -542,48 +481,6 @@ def _global_rows(y: Tensor, masks: Tensor, batch: NodeBatch, k: int) -> tuple[Te
             "batch.nodes) or lists of [B, T] tensors, one per batch"
         )
     return y[nodes], masks[nodes.to(masks.device)]
-
-
-def _first_order_z(gmat: Tensor, loss0: Tensor, src: Tensor, eta: float) -> Tensor:
-    """``Z[j][i] = eta <g_i, g_j> / L_j`` for present sources ``i`` (columns), all ``j``."""
-    num_tasks = loss0.numel()
-    full = gmat.new_zeros(num_tasks, gmat.size(1))
-    full[src] = gmat
-    return eta * (full @ gmat.T) / loss0[:, None]
-
-
-def _naive(
-    loss_fn: Callable[[dict[str, Tensor]], Tensor],
-    shared: dict[str, Tensor],
-    src: Tensor,
-    eta: float,
-) -> Tensor:
-    """The literal TAG loop: one extra backward and one extra forward per source task."""
-    leaves = {n: p.detach().clone().requires_grad_(True) for n, p in shared.items()}
-    losses = loss_fn(leaves)
-    loss0 = losses.detach()
-    cols = []
-    for i in src.tolist():
-        g = torch.autograd.grad(losses[i], list(leaves.values()), retain_graph=True)
-        with torch.no_grad():
-            moved = {n: p - eta * gi for (n, p), gi in zip(shared.items(), g)}
-            cols.append(1.0 - loss_fn(moved) / loss0)
-    return torch.stack(cols, dim=1)
-
-
-def _vmapped(fn: Callable[[Any], Any], arg: Any) -> Any:
-    """``torch.func.vmap(fn)(arg)`` with a clear error when the model does not support vmap."""
-    try:
-        return vmap(fn)(arg)
-    except torch.OutOfMemoryError:
-        raise
-    except (RuntimeError, NotImplementedError) as exc:
-        if "vmap" not in str(exc) and "batch" not in str(exc).lower():
-            raise
-        raise GraphtagError(
-            f"TAGAffinity: torch.func.vmap cannot batch this model ({exc}); use mode='naive' "
-            "(the per-task loop)"
-        ) from exc
 
 
 def _check_lr(lr: object, what: str) -> float:

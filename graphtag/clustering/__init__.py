@@ -1,9 +1,8 @@
-"""Group tasks from a ``[T, T]`` affinity matrix: the SDP of ALGORITHMS.md §7 and baselines.
+"""Group tasks from a ``[T, T]`` affinity matrix: the SDP of docs/algorithms.md §7 and baselines.
 
 ``SDPClustering`` solves the relaxation (cvxpy's SCS, or the scalable ADMM solver for large ``T``)
-and rounds it to exactly ``k`` groups; ``SpectralTaskClustering`` is the spectral baseline;
-``choose_num_groups`` is a cheap default for ``k``. cvxpy is imported only when a cvxpy solver is
-used.
+and rounds it to exactly ``k`` groups; ``SpectralTaskClustering`` is the spectral baseline. cvxpy
+is imported only when a cvxpy solver is used.
 """
 
 from ._rounding import (
@@ -13,7 +12,6 @@ from ._rounding import (
     round_to_groups,
 )
 from ._sdp import SDP_AUTO_MAX_TASKS, SDPClustering, build_sdp, solve_sdp
-from ._select import choose_num_groups
 from ._spectral import SpectralTaskClustering, spectral_embedding
 
 __all__ = [
@@ -21,7 +19,6 @@ __all__ = [
     "SDPClustering",
     "SpectralTaskClustering",
     "build_sdp",
-    "choose_num_groups",
     "groups_to_labels",
     "labels_to_groups",
     "partition_objective",

@@ -1,6 +1,6 @@
 """Scalable first-order solver for the clustering SDP (ADMM with eigendecomposition projections).
 
-The problem (ALGORITHMS.md §7), for a symmetric affinity ``A`` (``[T, T]``) and ``k`` groups::
+The problem (docs/algorithms.md §7), for a symmetric affinity ``A`` (``[T, T]``) and ``k`` groups::
 
     maximise <A, X>  s.t.  X PSD,  X >= 0 entrywise,  X 1 = 1,  trace(X) = k.
 
@@ -36,8 +36,7 @@ point, so its output satisfies every constraint up to floating-point rounding, w
 
 Penalty. ``rho`` starts at ``T / k`` and is doubled or halved every ``check_every`` iterations when
 one half of the gap (the loss from repairing ``X``'s negative entries, or the dual gap) is more
-than 5 times the other. On planted and random instances this took the iteration count from several
-hundred (classic residual balancing) to about 50-150 for ``tol = 1e-4`` at ``T = 50..500``.
+than 5 times the other.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The task-clustering SDP (ALGORITHMS.md §7): cvxpy statement, solvers and the estimator."""
+"""The task-clustering SDP (docs/algorithms.md §7): cvxpy statement, solvers and the estimator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._utils import resolve_device
+from ..base import Estimator
+from ..defaults import SDP_SOLVER
 from ..errors import GraphtagError
 from ._rounding import check_affinity, check_num_groups, labels_to_groups, round_to_groups
 
@@ -19,10 +21,9 @@ __all__ = ["SDP_AUTO_MAX_TASKS", "SDPClustering", "build_sdp", "solve_sdp"]
 logger = logging.getLogger("graphtag")
 
 #: ``solver="auto"`` uses cvxpy's SCS up to this many tasks and the ADMM solver above it (or
-#: whenever cvxpy is not installed). SCS is the general-purpose reference and takes well under a
-#: second at T = 100; beyond that its time grows about as T^2 (1.5-6 s at T = 200, 30-35 s at
-#: T = 500 on a shared 2-core machine) while the ADMM solver, whose optimality gap is certified,
-#: was 4-15 times faster there (``experiments/bench_sdp.py``).
+#: whenever cvxpy is not installed). SCS is the general-purpose reference; its time grows about
+#: as ``T^2`` beyond this size, where the ADMM solver, whose optimality gap is certified, is
+#: faster (``experiments/bench_sdp.py``).
 SDP_AUTO_MAX_TASKS = 150
 
 _ADMM_NAMES = ("admm", "lowrank")
@@ -237,13 +238,21 @@ def _has_cvxpy() -> bool:
     return True
 
 
-class SDPClustering:
-    """Group tasks by the clustering SDP and rounding (sklearn-style estimator).
+class SDPClustering(Estimator):
+    r"""Group tasks by the clustering SDP and rounding (scikit-learn estimator contract).
+
+    Solves the relaxation of maximising the summed average within-group affinity of ``k``
+    groups (docs/algorithms.md §7), for the symmetric part ``A`` of the affinity,
+
+    .. math:: \max_X \langle A, X \rangle \quad \text{s.t.} \quad X \succeq 0,\;
+        X \ge 0,\; X \mathbf{1} = \mathbf{1},\; \operatorname{tr} X = k,
+
+    and rounds ``X`` to exactly ``k`` non-empty groups (:func:`round_to_groups`).
 
     Args:
-        num_groups: Number of groups ``k`` (``1 <= k <= T``); see ``choose_num_groups`` for a
-            heuristic default.
-        solver: Solver name for :func:`solve_sdp` (``"SCS"``, ``"admm"``, ``"auto"``, ...).
+        num_groups: Number of groups ``k`` (``1 <= k <= T``).
+        solver: Solver name for :func:`solve_sdp` (``"auto"``, the default of ``graphtag run``:
+            SCS for small ``T``, ADMM above; ``"SCS"``, ``"admm"``, ...).
         seed: Seed of the rounding's k-means restarts.
         solver_options: Extra keyword arguments of :func:`solve_sdp` (solver options, and
             ``device`` for the ADMM solver).
@@ -261,14 +270,14 @@ class SDPClustering:
 
     Example:
         >>> A = np.kron(np.eye(2), np.ones((2, 2)))
-        >>> SDPClustering(num_groups=2, solver="SCS").fit(A).groups_
+        >>> SDPClustering(num_groups=2).fit(A).groups_
         [[0, 1], [2, 3]]
     """
 
     def __init__(
         self,
         num_groups: int,
-        solver: str = "SCS",
+        solver: str = SDP_SOLVER,
         seed: int = 0,
         solver_options: dict[str, Any] | None = None,
     ) -> None:
@@ -278,20 +287,22 @@ class SDPClustering:
         self.solver_options = solver_options
 
     def fit(self, affinity: Any) -> SDPClustering:
-        """Solve the SDP on ``affinity`` (``[T, T]``), round it, and return ``self``."""
-        X, status, objective = solve_sdp(
-            affinity, self.num_groups, self.solver, **(self.solver_options or {})
-        )
+        """Solve the SDP on ``affinity`` (``[T, T]``), round it, and return ``self``.
+
+        Raises:
+            GraphtagError: On a bad affinity (not square, NaN/inf), ``num_groups`` outside
+                ``[1, T]``, a bad solver or options, or a solver failure (with its status).
+        """
+        options = self.solver_options or {}
+        if not isinstance(options, dict):
+            raise GraphtagError(
+                f"SDPClustering: solver_options must be a dict of solver options or None, got "
+                f"{type(options).__name__}"
+            )
+        X, status, objective = solve_sdp(affinity, self.num_groups, self.solver, **options)
         self.X_ = X
         self.status_ = status
         self.objective_ = objective
         self.labels_ = round_to_groups(X, self.num_groups, seed=self.seed)
         self.groups_ = labels_to_groups(self.labels_)
         return self
-
-    def __repr__(self) -> str:
-        extra = "" if self.solver_options is None else f", solver_options={self.solver_options!r}"
-        return (
-            f"{type(self).__name__}(num_groups={self.num_groups!r}, solver={self.solver!r}, "
-            f"seed={self.seed!r}{extra})"
-        )

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..base import Estimator
 from ..errors import GraphtagError
 from ._rounding import (
     check_affinity,
@@ -24,7 +25,7 @@ def spectral_embedding(affinity: Any, num_groups: int, negative: str = "clip") -
     """Normalised spectral embedding (Ng, Jordan and Weiss, 2001) of the tasks.
 
     Spectral clustering needs a non-negative similarity, but task affinities are signed
-    (standardised scores, ALGORITHMS.md §5). ``negative="clip"`` (default) treats a negative
+    (standardised scores, docs/algorithms.md §5). ``negative="clip"`` (default) treats a negative
     affinity as "no affinity" (``max(A, 0)``); ``negative="shift"`` subtracts the smallest
     off-diagonal entry, so the weakest pair gets 0 and the ordering of all pairs is kept. The
     diagonal is set to 0 in both cases. A task whose weights are all zero (e.g. only negative
@@ -58,8 +59,10 @@ def spectral_embedding(affinity: Any, num_groups: int, negative: str = "clip") -
     return np.where(norms > 1e-12, emb / np.where(norms > 1e-12, norms, 1.0), 0.0)
 
 
-class SpectralTaskClustering:
-    """Spectral clustering of tasks on the affinity (the baseline of ALGORITHMS.md §7).
+class SpectralTaskClustering(Estimator):
+    """Spectral clustering of tasks on the affinity (the baseline of docs/algorithms.md §7).
+
+    Follows the scikit-learn estimator contract (:class:`graphtag.base.Estimator`).
 
     Normalised spectral embedding (see :func:`spectral_embedding` for how negative affinities
     are handled, which the reference code did not do), then k-means with 10 seeded restarts and
@@ -89,7 +92,12 @@ class SpectralTaskClustering:
         self.negative = negative
 
     def fit(self, affinity: Any) -> SpectralTaskClustering:
-        """Cluster the tasks of ``affinity`` (``[T, T]``) and return ``self``."""
+        """Cluster the tasks of ``affinity`` (``[T, T]``) and return ``self``.
+
+        Raises:
+            GraphtagError: On a bad affinity, ``num_groups`` outside ``[1, T]`` or an unknown
+                ``negative``.
+        """
         A = check_affinity(affinity)
         k = check_num_groups(self.num_groups, A.shape[0])
         emb = spectral_embedding(A, k, self.negative)
@@ -98,9 +106,3 @@ class SpectralTaskClustering:
         self.status_ = "ok"
         self.objective_ = partition_objective(A, self.labels_)
         return self
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_groups={self.num_groups!r}, seed={self.seed!r}, "
-            f"negative={self.negative!r})"
-        )

@@ -6,14 +6,18 @@ from ._registry import BUILTIN_DATASETS, DatasetInfo, cache_dir, embedded_path, 
 from ._spec import DatasetSpec, parse_spec
 from ._splits import per_task_split
 from ._synthetic import SYNTHETIC_OPTIONS, make_multilabel_graph
+from ._validate import SPLIT_MASKS, as_multilabel, check_labels
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "SPLIT_MASKS",
     "SYNTHETIC_OPTIONS",
     "DatasetInfo",
     "DatasetSpec",
+    "as_multilabel",
     "build_multilabel_graph",
     "cache_dir",
+    "check_labels",
     "check_multilabel_graph",
     "clean_edges",
     "embedded_path",

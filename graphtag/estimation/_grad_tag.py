@@ -6,16 +6,20 @@ import time
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .._utils import resolve_device, torch_generator
+from ..base import Estimator, check_is_fitted
+from ..defaults import MIN_PAIR_COUNT, NUM_SUBSETS, SUBSET_SIZE
 from ..errors import GraphtagError, NumericalError, preview
 from ..gradients import TRAIN, GradientFeatures
 from ._affinity import subset_affinity
+from ._finetune import matched_ridge
 from ._losses import NetworkLossFn, base_losses, estimate_losses
 from ._subsets import check_subsets, sample_task_subsets
-from ._surrogate import DEFAULT_L2, _check_features, fit_surrogates, task_statistics
+from ._surrogate import _check_features, fit_surrogates, task_statistics
 
 __all__ = ["GradTAG", "make_synthetic_features"]
 
@@ -26,6 +30,42 @@ def _incidence(subsets: Sequence[Sequence[int]], num_tasks: int) -> Tensor:
     for k, s in enumerate(subsets):
         inc[k, list(s)] = True
     return inc
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    """A CPU numpy copy of ``t`` (numpy for what is handed back to the user)."""
+    return t.detach().cpu().numpy()
+
+
+def _report_excluded(
+    subsets: list[tuple[int, ...]],
+    converged: Tensor,
+    nonfinite: Tensor,
+    max_iter: int,
+    tol: float,
+) -> str:
+    """Warn about the subsets left out of the affinity; return a one-line summary."""
+    parts = []
+    failed = ~converged
+    for flags, what in (
+        (failed, f"surrogates did not converge within max_iter={max_iter} (tol={tol})"),
+        (nonfinite & ~failed, "subsets have NaN/inf estimated losses"),
+    ):
+        idx = torch.nonzero(flags).flatten().tolist()
+        if not idx:
+            continue
+        tasks = sorted({t for k in idx for t in subsets[k]})
+        parts.append(
+            f"{len(idx)} of {len(subsets)} {what}; their losses are left out of the "
+            f"affinity: subsets {preview([f'{k} {subsets[k]}' for k in idx])} "
+            f"(tasks [{preview(tasks, 10)}])"
+        )
+    if not parts:
+        return "no subset was left out"
+    hint = "raise max_iter or l2 (see converged_ and excluded_)"
+    for part in parts:
+        warnings.warn(f"{part}; {hint}", UserWarning, stacklevel=3)
+    return "; ".join(parts)
 
 
 def _finite_network_losses(fn: NetworkLossFn, bad: list[Tensor]) -> NetworkLossFn:
@@ -45,25 +85,33 @@ def _finite_network_losses(fn: NetworkLossFn, bad: list[Tensor]) -> NetworkLossF
     return wrapped
 
 
-class GradTAG:
+class GradTAG(Estimator):
     r"""Grad-TAG: task affinity from gradient-based surrogates of subset training.
 
     Li, Sharma, Zhang, "Scalable Multitask Learning Using Gradient-based Estimation of Task
     Affinity", KDD 2024. For ``M`` random subsets ``S`` of ``subset_size`` tasks, fit the
-    linearised model around the base model ``theta0`` (ALGORITHMS.md §4)
+    linearised model around the base model ``theta0`` (docs/algorithms.md §4)
 
     .. math::
         w_S = \arg\min_w \frac{1}{n_S} \sum_{t \in S} \sum_{i \in \mathrm{train}_t}
               \mathrm{BCE}(o_{it} + g_{it}^\top w, y_{it}) + \frac{\lambda}{2} \|w\|^2
 
     estimate each member task's validation loss :math:`L_t(S)` under :math:`w_S`, and turn the
-    table into the affinity of ALGORITHMS.md §5: :math:`A_{ij}` = mean over the subsets holding
-    ``i`` and ``j`` of task ``i``'s standardised score :math:`-L_i(S)`.
+    table into the affinity of docs/algorithms.md §5: :math:`A_{ij}` = mean over the subsets
+    holding ``i`` and ``j`` of task ``i``'s standardised score :math:`-L_i(S)`.
+
+    The defaults are those of ``graphtag run`` (:mod:`graphtag.defaults`), so
+    ``GradTAG().fit(features)`` computes what the pipeline computes from the same features and
+    seed (the pipeline may grow ``subset_size`` and ``num_subsets`` for ``T`` tasks, see its
+    subset plan). Follows the scikit-learn estimator contract
+    (:class:`graphtag.base.Estimator`): ``fit`` validates, fitted arrays are numpy.
 
     Args:
         subset_size: Tasks per subset (``<= T``).
         num_subsets: Number ``M`` of distinct subsets.
-        l2: Ridge strength, relative to the curvature scale
+        l2: Ridge strength. ``None`` (default): the ridge matched to the real fine-tune's
+            budget, :func:`~graphtag.estimation.matched_ridge` (absolute, ``l2_relative`` is
+            ignored). A number: relative to the curvature scale
             (:func:`~graphtag.estimation.l2_scale`) unless ``l2_relative=False``.
         min_pair_count: Every pair must share at least this many subsets
             (:func:`~graphtag.estimation.sample_task_subsets`; ``0`` disables it).
@@ -73,7 +121,7 @@ class GradTAG:
             projector, subsets, w)`` with the projector the features were computed with).
         seed: Seed of the subset draw.
         device: Compute device (``None``: where the features are; ``"auto"``: CUDA if available).
-        l2_relative: Whether ``l2`` is relative.
+        l2_relative: Whether a numeric ``l2`` is relative.
         symmetric: Store ``(A + A^T) / 2`` in ``affinity_`` (clustering-ready); ``False`` keeps the
             directional matrix (row = recipient task).
         tol: Newton convergence tolerance (relative gradient norm).
@@ -85,29 +133,33 @@ class GradTAG:
         subsets_: ``M`` sorted tuples.
         weights_: ``[M, d]`` float64 surrogate solutions.
         converged_: ``[M]`` bool.
+        iterations_: ``[M]`` Newton steps taken.
         excluded_: ``[M]`` bool, the subsets left out of the affinity: their surrogate did not
             converge, or one of their estimated losses is NaN/inf (reported with a
             :class:`UserWarning` naming the first subsets and their tasks).
         losses_: ``[M, T]`` float64 estimated validation losses (NaN outside the subset).
         base_losses_: ``[T]`` float64 validation losses of the base model (``w = 0``).
-        affinity_: ``[T, T]`` float64 numpy array.
+        affinity_: ``[T, T]`` float64.
         l2_: Absolute ridge strength used.
-        timings_: Seconds per stage (``statistics``, ``surrogates``, ``losses``, ``affinity``).
+        timings_: Seconds per stage (``subsets``, ``statistics``, ``surrogates``, ``losses``,
+            ``affinity``).
+
+        Every array is a numpy array.
 
     Example:
         >>> from graphtag.estimation import GradTAG, make_synthetic_features
         >>> feats = make_synthetic_features(num_tasks=6, num_groups=2, seed=0)
         >>> est = GradTAG(subset_size=3, num_subsets=20, min_pair_count=1).fit(feats)
-        >>> est.affinity_.shape, est.losses_.shape
-        ((6, 6), torch.Size([20, 6]))
+        >>> est.affinity_.shape, est.losses_.shape, type(est.losses_).__name__
+        ((6, 6), (20, 6), 'ndarray')
     """
 
     def __init__(
         self,
-        subset_size: int = 10,
-        num_subsets: int = 2000,
-        l2: float = DEFAULT_L2,
-        min_pair_count: int = 5,
+        subset_size: int = SUBSET_SIZE,
+        num_subsets: int = NUM_SUBSETS,
+        l2: float | None = None,
+        min_pair_count: int = MIN_PAIR_COUNT,
         loss: str = "linear",
         seed: int = 0,
         device: str | torch.device | None = None,
@@ -133,24 +185,32 @@ class GradTAG:
         self.batch_size = batch_size
         self.progress = progress
 
-    def __repr__(self) -> str:
-        names = [
-            "subset_size",
-            "num_subsets",
-            "l2",
-            "min_pair_count",
-            "loss",
-            "seed",
-            "device",
-            "l2_relative",
-            "symmetric",
-            "tol",
-            "max_iter",
-            "batch_size",
-            "progress",
-        ]
-        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
-        return f"{type(self).__name__}({args})"
+    def _ridge(self) -> tuple[float, bool]:
+        """``(l2, l2_relative)`` passed to the surrogate fit."""
+        if self.l2 is None:
+            return matched_ridge(), False
+        if isinstance(self.l2, bool) or not isinstance(self.l2, int | float) or self.l2 < 0:
+            raise GraphtagError(
+                f"GradTAG: l2 must be None (the ridge matched to the real fine-tune) or a "
+                f"number >= 0, got {self.l2!r}"
+            )
+        return float(self.l2), bool(self.l2_relative)
+
+    def _check_params(self, network_loss_fn: NetworkLossFn | None) -> None:
+        if self.loss not in ("linear", "network"):
+            raise GraphtagError(f"loss must be 'linear' or 'network', got {self.loss!r}")
+        if self.loss == "network" and network_loss_fn is None:
+            raise GraphtagError(
+                "loss='network' needs fit(features, network_loss_fn=...) computing the real "
+                "network's validation losses at theta0 + P w; or use loss='linear'"
+            )
+        if self.loss == "linear" and network_loss_fn is not None:
+            raise GraphtagError("network_loss_fn is only used with loss='network'")
+        tol, max_iter = self.tol, self.max_iter
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol > 0:
+            raise GraphtagError(f"GradTAG: tol must be a positive number, got {tol!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise GraphtagError(f"GradTAG: max_iter must be a positive int, got {max_iter!r}")
 
     def fit(
         self, features: GradientFeatures, network_loss_fn: NetworkLossFn | None = None
@@ -174,15 +234,8 @@ class GradTAG:
                 estimated loss or a co-occurring pair without an estimate; the affinity is
                 never computed from a non-finite loss.
         """
-        if self.loss not in ("linear", "network"):
-            raise GraphtagError(f"loss must be 'linear' or 'network', got {self.loss!r}")
-        if self.loss == "network" and network_loss_fn is None:
-            raise GraphtagError(
-                "loss='network' needs fit(features, network_loss_fn=...) computing the real "
-                "network's validation losses at theta0 + P w; or use loss='linear'"
-            )
-        if self.loss == "linear" and network_loss_fn is not None:
-            raise GraphtagError("network_loss_fn is only used with loss='network'")
+        self._check_params(network_loss_fn)
+        l2, l2_relative = self._ridge()
         features = _check_features(features)
         self._check_rows(features)
         device = features.features.device if self.device is None else resolve_device(self.device)
@@ -200,34 +253,30 @@ class GradTAG:
         timings["subsets"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        self.stats_ = task_statistics(features, device=device)
+        stats = task_statistics(features, device=device)
         timings["statistics"] = time.perf_counter() - start
 
         start = time.perf_counter()
         fit = fit_surrogates(
             features,
             self.subsets_,
-            self.l2,
-            l2_relative=self.l2_relative,
+            l2,
+            l2_relative=l2_relative,
             max_iter=self.max_iter,
             tol=self.tol,
             batch_size=self.batch_size,
             device=device,
-            stats=self.stats_,
+            stats=stats,
             progress=self.progress,
         )
         timings["surrogates"] = time.perf_counter() - start
-        self.weights_ = fit.weights
-        self.converged_ = fit.converged
-        self.iterations_ = fit.iterations
-        self.l2_ = fit.l2
 
         start = time.perf_counter()
         network_bad: list[Tensor] = []
-        self.losses_ = estimate_losses(
+        losses = estimate_losses(
             features,
             self.subsets_,
-            self.weights_,
+            fit.weights,
             kind=self.loss,
             network_loss_fn=None
             if network_loss_fn is None
@@ -236,60 +285,39 @@ class GradTAG:
             device=device,
         )
         if network_bad:  # restore the non-finite entries as missing
-            self.losses_ = torch.where(network_bad[0], torch.nan, self.losses_)
-        self.base_losses_ = base_losses(features, device=device)
+            losses = torch.where(network_bad[0], torch.nan, losses)
+        base = base_losses(features, device=device)
         timings["losses"] = time.perf_counter() - start
 
         start = time.perf_counter()
         member = _incidence(self.subsets_, num_tasks)
-        nonfinite = (member & ~torch.isfinite(self.losses_)).any(1)
-        self.excluded_ = ~self.converged_.cpu() | nonfinite
-        summary = self._report_excluded(nonfinite)
+        nonfinite = (member & ~torch.isfinite(losses.cpu())).any(1)
+        converged = fit.converged.cpu()
+        excluded = ~converged | nonfinite
+        summary = _report_excluded(self.subsets_, converged, nonfinite, self.max_iter, self.tol)
         try:
             self.affinity_ = subset_affinity(
                 self.subsets_,
-                self.losses_,
+                losses,
                 num_tasks,
                 symmetric=self.symmetric,
-                exclude=self.excluded_.numpy(),
+                exclude=excluded.numpy(),
             )
         except NumericalError as exc:
             raise NumericalError(
                 f"Grad-TAG: {summary}; {exc}", stage="affinity", tasks=exc.tasks
             ) from exc
         timings["affinity"] = time.perf_counter() - start
+        self.weights_ = _numpy(fit.weights)
+        self.converged_ = converged.numpy()
+        self.iterations_ = _numpy(fit.iterations)
+        self.excluded_ = excluded.numpy()
+        self.losses_ = _numpy(losses)
+        self.base_losses_ = _numpy(base)
+        self.l2_ = fit.l2
         self.timings_ = timings
-        self.features_ = features
-        self.network_loss_fn_ = network_loss_fn
-        self.device_ = device
+        self._fitted = (features, stats, network_loss_fn, device)
         return self
-
-    def _report_excluded(self, nonfinite: Tensor) -> str:
-        """Warn about the subsets left out of the affinity; return a one-line summary."""
-        parts = []
-        failed = ~self.converged_.cpu()
-        for flags, what in (
-            (
-                failed,
-                f"surrogates did not converge within max_iter={self.max_iter} (tol={self.tol})",
-            ),
-            (nonfinite & ~failed, "subsets have NaN/inf estimated losses"),
-        ):
-            idx = torch.nonzero(flags).flatten().tolist()
-            if not idx:
-                continue
-            tasks = sorted({t for k in idx for t in self.subsets_[k]})
-            parts.append(
-                f"{len(idx)} of {len(self.subsets_)} {what}; their losses are left out of the "
-                f"affinity: subsets {preview([f'{k} {self.subsets_[k]}' for k in idx])} "
-                f"(tasks [{preview(tasks, 10)}])"
-            )
-        if not parts:
-            return "no subset was left out"
-        hint = "raise max_iter or l2 (see converged_ and excluded_)"
-        for part in parts:
-            warnings.warn(f"{part}; {hint}", UserWarning, stacklevel=3)
-        return "; ".join(parts)
 
     @staticmethod
     def _check_rows(features: GradientFeatures) -> None:
@@ -317,7 +345,7 @@ class GradTAG:
                 stacklevel=3,
             )
 
-    def estimate(self, subset: Sequence[int]) -> Tensor:
+    def estimate(self, subset: Sequence[int]) -> np.ndarray:
         """Estimated validation loss of every task under the surrogate of one subset.
 
         Uses the fitted features, ridge and loss kind.
@@ -331,27 +359,28 @@ class GradTAG:
         Raises:
             GraphtagError: If the estimator is not fitted or the subset is invalid.
         """
-        if not hasattr(self, "features_"):
-            raise GraphtagError("this GradTAG is not fitted yet; call fit(features) first")
-        subs = check_subsets([subset], self.features_.num_tasks)
+        check_is_fitted(self, "_fitted")
+        features, stats, network_loss_fn, device = self._fitted
+        subs = check_subsets([subset], features.num_tasks)
         fit = fit_surrogates(
-            self.features_,
+            features,
             subs,
             self.l2_,
             l2_relative=False,
             max_iter=self.max_iter,
             tol=self.tol,
-            device=self.device_,
-            stats=self.stats_,
+            device=device,
+            stats=stats,
         )
-        return estimate_losses(
-            self.features_,
+        losses = estimate_losses(
+            features,
             subs,
             fit.weights,
             kind=self.loss,
-            network_loss_fn=self.network_loss_fn_,
-            device=self.device_,
-        )[0]
+            network_loss_fn=network_loss_fn,
+            device=device,
+        )
+        return _numpy(losses[0])
 
 
 def make_synthetic_features(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -13,9 +12,12 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from .._utils import torch_generator
+from ..data._validate import as_multilabel
+from ..defaults import MAX_TASK_ROWS
 from ..errors import GraphtagError, NumericalError, preview
-from ..models._batch import NodeBatch
+from ..models._batch import ForwardKwargs
 from ..models._config import check_tasks as _check_task_list
+from ._batches import BatchSource, node_batches, plan_batches
 from ._features import GradientFeatures
 from ._jvp import DEFAULT_MAX_CACHE_BYTES, iter_projected_gradients
 from ._projector import GradientProjector
@@ -29,10 +31,10 @@ __all__ = [
 
 #: Largest accepted norm of one projected-gradient row (``max_norm`` of
 #: :func:`extract_gradient_features`). With entries ``+-1/sqrt(d)`` the projection roughly
-#: preserves norms, so a row's norm is about that of the logit's gradient. A trained model on
-#: standardised features gives norms of order 1-100 (median 2.2 on the built-in synthetic graph
-#: with SIGN); 1e8 is six orders above, so only a diverged base model (exploding weights) or
-#: huge unscaled inputs reach it, and surrogates fitted on such rows would be meaningless.
+#: preserves norms, so a row's norm is about that of the logit's gradient, which is many orders
+#: of magnitude below this bound for a trained model on standardised features; only a diverged
+#: base model (exploding weights) or huge unscaled inputs reach it, and surrogates fitted on such
+#: rows would be meaningless.
 MAX_FEATURE_NORM = 1e8
 
 VAL_SUBSAMPLE_RULE = (
@@ -49,34 +51,11 @@ ROW_CAP_RULE = (
 )
 
 #: Default cap on the rows kept per task and split (``max_task_rows`` of
-#: :func:`extract_gradient_features` and of the pipeline's estimator settings). A surrogate of
+#: :func:`extract_gradient_features`), :data:`graphtag.defaults.MAX_TASK_ROWS`. A surrogate of
 #: ``d`` (a few hundred) parameters is fitted on the rows of about ten tasks, so 10,000 rows per
 #: task leave hundreds of rows per parameter, while the features, the surrogate's per-task blocks
-#: and their cost stop growing with the number of nodes (at 200,000 nodes and 100 tasks the
-#: training blocks shrink from 6.6 to 1.6 GB). No built-in real dataset reaches the cap
-#: (BlogCatalog: about 2,100 training rows per task).
-DEFAULT_MAX_TASK_ROWS = 10_000
-
-BatchSource = Any  # an object with .batches(nodes, batch_size, train=False), or a callable
-
-
-def make_batches(inputs: BatchSource, nodes: Tensor, batch_size: int) -> Iterable[NodeBatch]:
-    """Exact node batches of ``nodes`` from a ``GraphInputs``-like object or a callable.
-
-    Args:
-        inputs: An object with ``batches(nodes, batch_size, train=False)`` (e.g.
-            ``graphtag.models.GraphInputs``) or a callable ``(nodes, batch_size) -> batches``.
-        nodes: int64 ``[n]`` node ids.
-        batch_size: Nodes per batch.
-    """
-    if hasattr(inputs, "batches"):
-        return inputs.batches(nodes, batch_size, train=False)
-    if callable(inputs):
-        return inputs(nodes, batch_size)
-    raise GraphtagError(
-        f"inputs must be prepared model inputs (graphtag.models.prepare_inputs) or a callable "
-        f"(nodes, batch_size) -> NodeBatch iterable, got {type(inputs).__name__}"
-    )
+#: and their cost stop growing with the number of nodes.
+DEFAULT_MAX_TASK_ROWS = MAX_TASK_ROWS
 
 
 def check_tasks(tasks: Sequence[int] | Tensor | None, num_tasks: int) -> Tensor:
@@ -242,6 +221,114 @@ def _check_rows(
         )
 
 
+def _check_arguments(
+    model: object,
+    projector: object,
+    node_batch_size: object,
+    chunk_size: object,
+    max_norm: object,
+    where: str,
+) -> None:
+    if not isinstance(model, nn.Module):
+        raise GraphtagError(f"{where}: model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(projector, GradientProjector):
+        raise GraphtagError(
+            f"{where}: projector must be a GradientProjector (e.g. GradientProjector(seed=0)), "
+            f"got {type(projector).__name__}"
+        )
+    for name, value in (("node_batch_size", node_batch_size), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GraphtagError(f"{where}: {name} must be a positive int, got {value!r}")
+    if max_norm is not None and not (
+        isinstance(max_norm, int | float) and not isinstance(max_norm, bool) and max_norm > 0
+    ):
+        raise GraphtagError(
+            f"{where}: max_norm must be a positive number or None, got {max_norm!r}"
+        )
+
+
+def _feature_rows(
+    data: Data,
+    task_idx: Tensor,
+    val_fraction: float,
+    max_task_rows: int | None,
+    max_rows: int | None,
+    seed: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y [N, T'], keep [T', 2, N], rows [R, 3])``: the kept (task, split, node) rows, sorted."""
+    y = data.y[:, task_idx].cpu()
+    train = cap_task_rows(data.train_mask[:, task_idx].cpu(), y, max_task_rows, seed)
+    val = subsample_val_mask(data.val_mask[:, task_idx].cpu(), y, task_idx, val_fraction, seed)
+    val = cap_task_rows(val, y, max_task_rows, seed)
+    keep = torch.stack([train, val]).permute(2, 0, 1)  # [T', 2, N]: (task, split, node)
+    rows = keep.nonzero()  # sorted lexicographically by (task, split, node)
+    if max_rows is not None and rows.size(0) > max_rows:
+        raise GraphtagError(
+            f"gradient features would keep {rows.size(0)} rows (> max_rows={max_rows}); pass "
+            "val_fraction < 1, a smaller max_task_rows, fewer tasks, or a larger max_rows"
+        )
+    if rows.size(0) == 0:
+        raise GraphtagError(
+            "extract_gradient_features: train_mask and val_mask select no (node, task) row of "
+            "the requested tasks; check the masks"
+        )
+    return y, keep, rows
+
+
+class _RowTable:
+    """The kept ``(task, split, node)`` rows and the buffers their features are written to.
+
+    Args:
+        keep: bool ``[T', 2, N]`` kept rows; ``rows``: their ``[R, 3]`` indices, sorted.
+        dim: Projection dimension; ``dtype``: storage dtype of the features.
+    """
+
+    def __init__(self, keep: Tensor, rows: Tensor, dim: int, dtype: torch.dtype) -> None:
+        self.keep, self.rows = keep, rows
+        self.num_nodes = keep.size(2)
+        self.keys = (rows[:, 0] * 2 + rows[:, 1]) * self.num_nodes + rows[:, 2]
+        self.nodes = torch.nonzero(keep.any(dim=(0, 1))).flatten()
+        self.features = torch.zeros(rows.size(0), dim, dtype=dtype)
+        self.offsets = torch.zeros(rows.size(0), dtype=torch.float32)
+        self.filled = torch.zeros(rows.size(0), dtype=torch.bool)
+
+    def write(
+        self,
+        nodes: Tensor,
+        logits: Tensor,
+        grads: Tensor,
+        task_idx: Tensor,
+        max_norm: float | None,
+        chunk: int,
+        num_chunks: int,
+    ) -> None:
+        """Store the kept rows of one batch (``logits [B, T']``, ``grads [B, T', d]``)."""
+        bnodes = nodes.cpu()
+        local = self.keep[:, :, bnodes].nonzero()  # (task, split, position in batch)
+        dest = torch.searchsorted(
+            self.keys, (local[:, 0] * 2 + local[:, 1]) * self.num_nodes + bnodes[local[:, 2]]
+        )
+        pos_dev = local[:, 2].to(grads.device)
+        task_dev = local[:, 0].to(grads.device)
+        rows_g, rows_o = grads[pos_dev, task_dev], logits[pos_dev, task_dev]
+        _check_rows(rows_g, rows_o, local[:, 0], task_idx, max_norm, chunk, num_chunks)
+        self.features[dest] = rows_g.to(device="cpu", dtype=self.features.dtype)
+        self.offsets[dest] = rows_o.to(device="cpu", dtype=torch.float32)
+        self.filled[dest] = True
+
+    def check_complete(self, where: str) -> None:
+        """Raise unless every kept row was written."""
+        if bool(self.filled.all()):
+            return
+        missing = torch.unique(self.rows[~self.filled, 2])
+        raise GraphtagError(
+            f"{where}: {int((~self.filled).sum())} feature rows were not produced: the batches "
+            f"did not cover {missing.numel()} of the needed nodes (first: "
+            f"{preview(missing.tolist())}); pass the Data itself, a loader (re-aimed at the "
+            "needed nodes) or graphtag's prepared inputs instead of a fixed list of batches"
+        )
+
+
 def extract_gradient_features(
     model: nn.Module,
     inputs: BatchSource,
@@ -252,12 +339,14 @@ def extract_gradient_features(
     node_batch_size: int = 1024,
     chunk_size: int = 32,
     val_fraction: float = 1.0,
-    max_task_rows: int | None = None,
+    max_task_rows: int | None = MAX_TASK_ROWS,
     max_rows: int | None = None,
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
     max_norm: float | None = MAX_FEATURE_NORM,
+    forward_kwargs: ForwardKwargs = (),
+    inexact_ok: bool = False,
     progress: bool = False,
 ) -> GradientFeatures:
     """Projected gradients and base logits of the train and validation rows of every task.
@@ -266,14 +355,26 @@ def extract_gradient_features(
     of ``node_batch_size`` (exact batches, eval mode), computes ``g [B, T', d]`` and the base
     logits of the chunk with :func:`compute_projected_gradients`' batched JVPs, and keeps only
     the rows ``(i, t)`` with ``i`` in ``train_t`` or in the kept ``val_t``. The full
-    ``N x T x d`` tensor never exists: peak memory is the kept rows plus one chunk.
+    ``N x T x d`` tensor never exists: peak memory is the kept rows plus one chunk. The model's
+    parameters, buffers and training flags are left as they were.
+
+    Batches come from ``inputs``, checked as described in :func:`plan_batches`: a PyG ``Data``
+    is run whole (one full-graph forward per direction chunk, for graphs that fit), a PyG
+    ``NeighborLoader`` / ``NodeLoader`` is re-aimed at the needed nodes with its own sampler,
+    and any batching that is not exact by construction is compared once with full-graph
+    inference and refused on a mismatch (``inexact_ok=True``: a warning instead).
 
     Args:
-        model: The base model ``theta0``; its output column ``tasks[j]`` is task ``tasks[j]``
-            of ``data``.
-        inputs: Prepared inputs (``graphtag.models.prepare_inputs``) or a callable
-            ``(nodes, batch_size) -> Iterable[NodeBatch]`` yielding exact batches.
-        data: The multi-label graph (``y``, ``train_mask``, ``val_mask`` ``[N, T]``).
+        model: The base model ``theta0``, called as ``model(*args, **kwargs)`` (PyG inputs:
+            ``model(x, edge_index, **forward_kwargs)``); its output column ``tasks[j]`` is task
+            ``tasks[j]`` of ``data``.
+        inputs: A PyG ``Data`` (full-graph batches), a PyG ``NeighborLoader`` / ``NodeLoader``,
+            graphtag's prepared inputs (``graphtag.models.prepare_inputs``), or a callable
+            ``(nodes, batch_size) -> Iterable[NodeBatch | Data]``.
+        data: The labelled graph: ``y`` ``[N]`` or ``[N, T]`` (0/1, any numeric dtype) and bool
+            ``train_mask`` / ``val_mask`` ``[N]`` or ``[N, T]`` (checked with
+            :func:`graphtag.data.as_multilabel`); ``x`` and ``edge_index`` are the full-graph
+            reference for PyG mini-batches.
         projector: A :class:`GradientProjector`; fitted on ``model`` here if it is not fitted.
         tasks: Dataset task indices to featurise (default all); rows are indexed
             ``0..len(tasks)-1`` in this order and ``meta["tasks"]`` records the mapping.
@@ -283,66 +384,63 @@ def extract_gradient_features(
             :data:`VAL_SUBSAMPLE_RULE`); 1 keeps all.
         max_task_rows: Most training and most validation rows kept per task: a seeded,
             class-proportional subsample on shared node keys (:func:`cap_task_rows`, seeded by
-            ``seed``) where a task has more (``None``: keep all; the pipeline uses
-            :data:`DEFAULT_MAX_TASK_ROWS`).
+            ``seed``) where a task has more (``None``: keep all).
         max_rows: Refuse (before any computation) to keep more than this many rows.
         dtype: Storage dtype of the features (float32 or bfloat16).
-        seed: Seed of the validation subsample and of the row cap.
+        seed: Seed of the validation subsample, of the row cap and of a re-aimed loader.
         max_cache_bytes: See :func:`compute_projected_gradients`.
         max_norm: Refuse rows whose gradient norm exceeds this ("exploding" features, see
             :data:`MAX_FEATURE_NORM`); ``None`` disables the bound (NaN/inf are always
             refused).
+        forward_kwargs: Attributes of PyG batches passed to ``model`` as keyword arguments:
+            names (``("edge_attr",)``) or ``{argument: attribute}``.
+        inexact_ok: Use batches that differ from full-graph inference (with a warning).
         progress: Show a progress bar over node chunks.
 
     Returns:
         :class:`GradientFeatures` sorted by ``(task, split, node)`` (CPU tensors).
 
     Raises:
-        GraphtagError: For bad arguments or batches that miss requested nodes.
+        GraphtagError: For bad arguments or data (naming the field and the fix), inexact
+            batches, or batches that miss requested nodes.
         NumericalError: At the first node chunk where a kept row's projected gradient or base
             logit is NaN/inf, or its gradient norm exceeds ``max_norm``; the message names
             the tasks and how many of their nodes are affected, and nothing is returned.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> from torch_geometric.nn import GCN
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ei = torch.randint(0, 30, (2, 120), generator=g)
+        >>> data = Data(x=torch.randn(30, 4, generator=g), edge_index=ei,
+        ...             y=torch.randint(0, 2, (30, 3), generator=g),
+        ...             train_mask=torch.arange(30) < 15, val_mask=torch.arange(30) >= 15)
+        >>> model = GCN(4, 8, num_layers=2, out_channels=3)
+        >>> feats = extract_gradient_features(model, data, data, GradientProjector(dim=16))
+        >>> feats.features.shape, feats.num_tasks
+        (torch.Size([90, 16]), 3)
     """
     t0 = time.perf_counter()
-    for key in ("y", "train_mask", "val_mask"):
-        if getattr(data, key, None) is None:
-            raise GraphtagError(f"data is missing {key!r}; load it with graphtag.data")
-    num_nodes, num_data_tasks = data.y.shape
-    task_idx = check_tasks(tasks, num_data_tasks)
-    for name, value in (("node_batch_size", node_batch_size), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GraphtagError(f"{name} must be a positive int, got {value!r}")
-    if max_norm is not None and not (isinstance(max_norm, int | float) and max_norm > 0):
-        raise GraphtagError(f"max_norm must be a positive number or None, got {max_norm!r}")
+    where = "extract_gradient_features"
+    _check_arguments(model, projector, node_batch_size, chunk_size, max_norm, where)
+    data = as_multilabel(data, where=where)
+    task_idx = check_tasks(tasks, data.y.size(1))
     if not hasattr(projector, "param_names_"):
         projector.fit(model)
-
-    y = data.y[:, task_idx].cpu()
-    train = cap_task_rows(data.train_mask[:, task_idx].cpu(), y, max_task_rows, seed)
-    val = subsample_val_mask(data.val_mask[:, task_idx].cpu(), y, task_idx, val_fraction, seed)
-    val = cap_task_rows(val, y, max_task_rows, seed)
-    keep = torch.stack([train, val]).permute(2, 0, 1)  # [T', 2, N]: (task, split, node)
-    rows = keep.nonzero()  # sorted lexicographically by (task, split, node)
-    num_rows = rows.size(0)
-    if max_rows is not None and num_rows > max_rows:
-        raise GraphtagError(
-            f"gradient features would keep {num_rows} rows (> max_rows={max_rows}); pass "
-            "val_fraction < 1, a smaller max_task_rows, fewer tasks, or a larger max_rows"
-        )
-    row_keys = (rows[:, 0] * 2 + rows[:, 1]) * num_nodes + rows[:, 2]
-    nodes = torch.nonzero((train | val).any(dim=1)).flatten()
-
-    dim = projector.dim
-    features = torch.zeros(num_rows, dim, dtype=dtype)
-    offsets = torch.zeros(num_rows, dtype=torch.float32)
-    filled = torch.zeros(num_rows, dtype=torch.bool)
-    batches = make_batches(inputs, nodes, node_batch_size)
-    num_chunks = math.ceil(nodes.numel() / node_batch_size)
-    with tqdm(
-        total=math.ceil(nodes.numel() / node_batch_size),
-        disable=not progress,
-        desc="gradient features",
-    ) as bar:
+    y, keep, rows = _feature_rows(data, task_idx, val_fraction, max_task_rows, max_rows, seed)
+    table = _RowTable(keep, rows, projector.dim, dtype)
+    plan = plan_batches(inputs, model, data, forward_kwargs=forward_kwargs, seed=seed, where=where)
+    batches = node_batches(
+        plan,
+        model,
+        table.nodes,
+        node_batch_size,
+        forward_kwargs=forward_kwargs,
+        inexact_ok=inexact_ok,
+        where=where,
+    )
+    num_chunks = math.ceil(table.nodes.numel() / node_batch_size)
+    with tqdm(total=num_chunks, disable=not progress, desc="gradient features") as bar:
         stream = iter_projected_gradients(
             model,
             batches,
@@ -350,36 +448,17 @@ def extract_gradient_features(
             chunk_size=chunk_size,
             tasks=None if tasks is None else task_idx,
             max_cache_bytes=max_cache_bytes,
+            inexact_ok=inexact_ok,
         )
         for chunk, (batch, logits, grads) in enumerate(stream, start=1):
             if logits.size(1) != task_idx.numel():
                 raise GraphtagError(
-                    f"the model has {logits.size(1)} outputs but data has {num_data_tasks} "
-                    "tasks; pass tasks= to select the model's columns"
+                    f"{where}: the model has {logits.size(1)} outputs but data has "
+                    f"{data.y.size(1)} tasks; pass tasks= to select the model's columns"
                 )
-            bnodes = batch.nodes.cpu()
-            local = keep[:, :, bnodes].nonzero()  # (task, split, position in batch)
-            dest = torch.searchsorted(
-                row_keys, (local[:, 0] * 2 + local[:, 1]) * num_nodes + bnodes[local[:, 2]]
-            )
-            pos_dev = local[:, 2].to(grads.device)
-            task_dev = local[:, 0].to(grads.device)
-            rows_g, rows_o = grads[pos_dev, task_dev], logits[pos_dev, task_dev]
-            _check_rows(rows_g, rows_o, local[:, 0], task_idx, max_norm, chunk, num_chunks)
-            features[dest] = rows_g.to(device="cpu", dtype=dtype)
-            offsets[dest] = rows_o.to(device="cpu", dtype=torch.float32)
-            filled[dest] = True
+            table.write(batch.nodes, logits, grads, task_idx, max_norm, chunk, num_chunks)
             bar.update(1)
-    if not bool(filled.all()):
-        missing = int((~filled).sum())
-        raise GraphtagError(
-            f"{missing} feature rows were not produced: the node batches did not cover every "
-            "requested node (inputs.batches must yield each requested node)"
-        )
-    task = rows[:, 0]
-    node = rows[:, 2]
-    split = rows[:, 1].to(torch.int8)
-    labels = y[node, task].float()
+    table.check_complete(where)
     num_train = int((rows[:, 1] == 0).sum())
     meta = {
         "projector": {
@@ -390,10 +469,10 @@ def extract_gradient_features(
             "num_params": projector.num_params_,
         },
         "tasks": task_idx.tolist(),
-        "num_nodes": int(nodes.numel()),
-        "num_rows": num_rows,
+        "num_nodes": int(table.nodes.numel()),
+        "num_rows": rows.size(0),
         "num_train_rows": num_train,
-        "num_val_rows": num_rows - num_train,
+        "num_val_rows": rows.size(0) - num_train,
         "val_fraction": float(val_fraction),
         "val_subsample": VAL_SUBSAMPLE_RULE if val_fraction < 1.0 else "none",
         "val_subsample_seed": seed,
@@ -405,13 +484,14 @@ def extract_gradient_features(
         "model": type(model).__name__,
         "seconds": time.perf_counter() - t0,
     }
+    task, node = rows[:, 0], rows[:, 2]
     return GradientFeatures(
-        features=features,
-        offsets=offsets,
-        labels=labels,
+        features=table.features,
+        offsets=table.offsets,
+        labels=y[node, task].float(),
         task=task,
         node=node,
-        split=split,
+        split=rows[:, 1].to(torch.int8),
         num_tasks=int(task_idx.numel()),
         meta=meta,
     )

@@ -34,6 +34,12 @@ class GradientFeatures:
         split: ``[R]`` int8, :data:`TRAIN` (0) or :data:`VAL` (1).
         num_tasks: ``T``.
         meta: Provenance (projection seed and dimension, parameter block, model config, ...).
+
+    Example:
+        >>> from graphtag.estimation import make_synthetic_features
+        >>> feats = make_synthetic_features(num_tasks=2, train_rows=3, val_rows=2, dim=4)
+        >>> feats.dim, feats.rows(task=1, split=VAL).tolist()
+        (4, [8, 9])
     """
 
     features: Tensor

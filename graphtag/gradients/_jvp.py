@@ -1,4 +1,4 @@
-"""Projected per-(node, task) gradients by batched forward-mode JVPs (ALGORITHMS.md §3).
+"""Projected per-(node, task) gradients by batched forward-mode JVPs (docs/algorithms.md §3).
 
 Column ``k`` of ``g[i, t, :] = P^T grad_theta f_t(x_i; theta0)`` is the directional derivative of
 the logit ``f_t(x_i)`` along ``p_k = P[:, k]``. One forward-mode Jacobian-vector product along
@@ -10,30 +10,19 @@ time with :func:`torch.func.vmap` over :func:`torch.func.jvp`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jvp, vmap
+from torch.func import jvp, vmap
 
 from ..errors import GraphtagError
-from ..models._batch import NodeBatch
+from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
 from ._projector import GradientProjector
 
 __all__ = ["compute_projected_gradients", "iter_projected_gradients"]
 
 DEFAULT_MAX_CACHE_BYTES = 2**28
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode (no dropout, frozen batch-norm statistics), then restore."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _prepare(
@@ -62,16 +51,25 @@ def _prepare(
     return block, rest, task_index
 
 
-def _check_batch(batch: object) -> NodeBatch:
+def _check_batch(
+    batch: object, *, inexact_ok: bool = False, forward_kwargs: ForwardKwargs = ()
+) -> NodeBatch:
+    """A ``NodeBatch`` (PyG ``Data`` batches converted) that is exact unless ``inexact_ok``."""
+    from torch_geometric.data import Data
+
+    if isinstance(batch, Data):
+        batch = NodeBatch.from_pyg(batch, forward_kwargs=forward_kwargs)
     if not isinstance(batch, NodeBatch):
         raise GraphtagError(
-            f"batches must yield graphtag.models.NodeBatch objects, got {type(batch).__name__}; "
-            "use inputs.batches(nodes, batch_size, train=False)"
+            f"batches must yield graphtag.models.NodeBatch or PyG Data objects, got "
+            f"{type(batch).__name__}; use inputs.batches(nodes, batch_size, train=False)"
         )
-    if not batch.exact:
+    if not batch.exact and not inexact_ok:
         raise GraphtagError(
             "projected gradients need exact node batches (full neighbourhoods); got a "
-            "neighbour-sampled batch: use inputs.batches(..., train=False)"
+            "neighbour-sampled batch: use inputs.batches(..., train=False), or "
+            "extract_gradient_features, which checks PyG mini-batches against full-graph "
+            "inference (or pass inexact_ok=True)"
         )
     return batch
 
@@ -98,8 +96,7 @@ def _jvp_fn(
     """``tangent -> (logits [B, T], JVP of the logits along tangent [B, T])`` for one batch."""
 
     def logits_fn(block_params: dict[str, Tensor]) -> Tensor:
-        out = functional_call(model, (block_params, rest), batch.args)[batch.out]
-        return _select_tasks(out, task_index)
+        return _select_tasks(call_model(model, batch, {**rest, **block_params}), task_index)
 
     def one_direction(tangent: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         out = jvp(logits_fn, (block,), (tangent,))
@@ -116,6 +113,8 @@ def iter_projected_gradients(
     chunk_size: int = 32,
     tasks: Sequence[int] | Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    inexact_ok: bool = False,
+    forward_kwargs: ForwardKwargs = (),
 ) -> Iterator[tuple[NodeBatch, Tensor, Tensor]]:
     """Stream ``(batch, logits [B, T], grads [B, T, d])`` batch by batch (eval mode).
 
@@ -131,9 +130,9 @@ def iter_projected_gradients(
     fits = projector.num_params_ * projector.dim * elem <= max_cache_bytes
     chunks = list(projector._chunks(chunk_size))
 
-    with _eval_mode(model), projector.cached() if fits else nullcontext():
+    with eval_mode(model), projector.cached() if fits else nullcontext():
         for raw in batches:
-            batch = _check_batch(raw)
+            batch = _check_batch(raw, inexact_ok=inexact_ok, forward_kwargs=forward_kwargs)
             one_direction = _jvp_fn(model, block, rest, batch, task_index)
             logits = None
             cols = []
@@ -164,10 +163,13 @@ def compute_projected_gradients(
     chunk_size: int = 32,
     tasks: Sequence[int] | Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    inexact_ok: bool = False,
+    forward_kwargs: ForwardKwargs = (),
 ) -> Tensor:
     r"""Projected gradients ``g[i, t] = P^T grad_B f_t(x_i; theta0)`` of every node and task.
 
-    For each node batch, :func:`torch.func.jvp` of ``functional_call(model, params, b.args)[b.out]``
+    For each node batch, :func:`torch.func.jvp` of the batch's logits
+    (:func:`~graphtag.models.call_model`: ``model(*b.args, **b.kwargs)[b.out]``)
     is evaluated along ``chunk_size`` projection directions at once (:func:`torch.func.vmap`
     over the tangents): column ``k`` of ``g`` is the JVP along ``p_k``, for all nodes and all
     tasks in one pass, so the cost does not grow with ``T`` (beyond the output layer itself).
@@ -188,13 +190,18 @@ def compute_projected_gradients(
     dropped at the end).
 
     Args:
-        model: The base model ``theta0`` (its ``forward`` takes ``*batch.args``).
-        batches: Exact node batches (``inputs.batches(nodes, batch_size, train=False)``).
+        model: The base model ``theta0`` (its ``forward`` takes ``*batch.args, **batch.kwargs``).
+            Its parameters, buffers and training flags are left as they were.
+        batches: Exact node batches: ``NodeBatch`` (``inputs.batches(nodes, batch_size,
+            train=False)``) or PyG ``Data`` (a full graph; a mini-batch counts as inexact, see
+            :func:`extract_gradient_features` for batches checked against the full graph).
         projector: A :class:`GradientProjector` fitted on ``model``.
         chunk_size: Number of projection directions per vmapped JVP.
         tasks: Optional task (output column) indices; ``None`` keeps all ``T`` outputs.
         max_cache_bytes: Cache the generated directions when ``D x d`` entries fit in this many
             bytes (0 disables the cache).
+        inexact_ok: Accept batches that are not exact (gradients of approximate logits).
+        forward_kwargs: Attributes of PyG batches passed to ``model`` as keyword arguments.
 
     Returns:
         ``[n, T, d]`` (``T = len(tasks)`` when given), rows in the order of the batches' nodes,
@@ -222,6 +229,8 @@ def compute_projected_gradients(
             chunk_size=chunk_size,
             tasks=tasks,
             max_cache_bytes=max_cache_bytes,
+            inexact_ok=inexact_ok,
+            forward_kwargs=forward_kwargs,
         )
     ]
     if not outs:

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..models._batch import NodeBatch
-from ._jvp import _check_batch, _eval_mode, _prepare, _select_tasks
+from ..models._batch import NodeBatch, call_model, eval_mode
+from ._jvp import _check_batch, _prepare, _select_tasks
 from ._projector import GradientProjector
 
 __all__ = ["naive_projected_gradients"]
@@ -45,17 +45,27 @@ def naive_projected_gradients(
 
     Returns:
         ``[n, T, d]``, equal (up to rounding) to :func:`compute_projected_gradients`.
+
+    Example:
+        >>> from graphtag.gradients import compute_projected_gradients
+        >>> from graphtag.models import NodeBatch
+        >>> model = torch.nn.Linear(4, 3).double()
+        >>> proj = GradientProjector(dim=5).fit(model)
+        >>> batch = NodeBatch(torch.arange(6), (torch.randn(6, 4).double(),), torch.arange(6))
+        >>> ref = naive_projected_gradients(model, [batch], proj)
+        >>> torch.allclose(ref, compute_projected_gradients(model, [batch], proj))
+        True
     """
     block, _, task_index = _prepare(model, projector, tasks)
     params = dict(model.named_parameters())
     names = projector.param_names_
     targets = [params[n] for n in names]
     out_batches = []
-    with _eval_mode(model), projector.cached():
+    with eval_mode(model), projector.cached():
         for raw in batches:
             batch = _check_batch(raw)
             with torch.enable_grad():
-                logits = _select_tasks(model(*batch.args)[batch.out], task_index)  # [B, T]
+                logits = _select_tasks(call_model(model, batch), task_index)  # [B, T]
             num_nodes, num_tasks = logits.shape
             rows: list[Tensor] = []
             projected: list[Tensor] = []

@@ -1,4 +1,7 @@
-"""The "network" loss estimate: the real model moved to ``theta0 + P w_S`` (ALGORITHMS.md §4b)."""
+"""The "network" loss estimate: the real model moved to ``theta0 + P w_S``.
+
+See docs/algorithms.md §4.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 from torch_geometric.data import Data
 
+from ..data._validate import as_multilabel
 from ..errors import GraphtagError
-from ..models._batch import NodeBatch
-from ._extract import BatchSource, check_tasks, make_batches
-from ._jvp import DEFAULT_MAX_CACHE_BYTES, _check_batch, _eval_mode, _prepare, _select_tasks
+from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
+from ._batches import BatchSource, node_batches, plan_batches
+from ._extract import check_tasks
+from ._jvp import DEFAULT_MAX_CACHE_BYTES, _prepare, _select_tasks
 from ._projector import GradientProjector
 
 __all__ = ["network_subset_losses"]
@@ -41,8 +46,7 @@ def _stacked_logits_fn(
     """``{name: [G, *shape]} -> [G, B, T']`` logits of one batch under G parameter settings."""
 
     def one(params: dict[str, Tensor]) -> Tensor:
-        out = functional_call(model, (params, rest), batch.args)[batch.out]
-        return _select_tasks(out, task_index)
+        return _select_tasks(call_model(model, batch, {**rest, **params}), task_index)
 
     return vmap(one)
 
@@ -60,6 +64,8 @@ def network_subset_losses(
     node_batch_size: int = 1024,
     val_mask: Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    forward_kwargs: ForwardKwargs = (),
+    inexact_ok: bool = False,
 ) -> Tensor:
     r"""Validation loss of each subset's tasks under the real network at ``theta0 + P w_S``.
 
@@ -77,9 +83,10 @@ def network_subset_losses(
     regenerated from ``inputs`` for every group of subsets.
 
     Args:
-        model: The base model ``theta0``.
-        inputs: Prepared inputs or a callable ``(nodes, batch_size) -> Iterable[NodeBatch]``.
-        data: The multi-label graph (``y`` and ``val_mask`` are used).
+        model: The base model ``theta0`` (left as it was).
+        inputs: As in :func:`extract_gradient_features` (a PyG ``Data`` or loader, graphtag's
+            prepared inputs, or a callable); batches are checked the same way.
+        data: The labelled graph (``y`` and ``val_mask``, ``[N]`` or ``[N, T]`` masks).
         projector: The :class:`GradientProjector` the weights were fitted in.
         subsets: ``M`` collections of task indices (indices into ``tasks``, ``0..T'-1``).
         weights: ``[M, d]`` surrogate weights ``w_S``.
@@ -91,6 +98,8 @@ def network_subset_losses(
             ``data.val_mask[:, tasks]`` (e.g. the subsample kept in the gradient features).
         max_cache_bytes: Cache the projection directions across subset groups when ``D x d``
             entries fit in this many bytes.
+        forward_kwargs: Attributes of PyG batches passed to ``model`` as keyword arguments.
+        inexact_ok: Use batches that differ from full-graph inference (with a warning).
 
     Returns:
         ``[M, T']`` losses (CPU, the model's dtype); NaN where ``t`` is not in ``S_m`` or task
@@ -99,9 +108,26 @@ def network_subset_losses(
     Shapes:
         - ``weights``: ``[M, d]``; ``val_mask``: ``[N, T']``;
         - output: ``[M, T']`` with ``T' = len(tasks)`` (all ``T`` tasks by default).
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> from torch_geometric.nn import GraphSAGE
+        >>> g = torch.Generator().manual_seed(0)
+        >>> data = Data(x=torch.randn(20, 4, generator=g),
+        ...             edge_index=torch.randint(0, 20, (2, 60), generator=g),
+        ...             y=torch.randint(0, 2, (20, 3), generator=g),
+        ...             val_mask=torch.arange(20) % 2 == 0)
+        >>> model = GraphSAGE(4, 8, num_layers=2, out_channels=3)
+        >>> proj = GradientProjector(dim=6).fit(model)
+        >>> losses = network_subset_losses(model, data, data, proj, [(0, 1), (2,)],
+        ...                                torch.zeros(2, 6))
+        >>> losses.shape, bool(losses[1, :2].isnan().all())
+        (torch.Size([2, 3]), True)
     """
+    where = "network_subset_losses"
     if not isinstance(projector, GradientProjector) or not hasattr(projector, "param_names_"):
-        raise GraphtagError("network_subset_losses needs a GradientProjector fitted on the model")
+        raise GraphtagError(f"{where} needs a GradientProjector fitted on the model")
+    data = as_multilabel(data, ("val_mask",), where=where)
     num_nodes, num_data_tasks = data.y.shape
     task_idx = check_tasks(tasks, num_data_tasks)
     num_tasks = task_idx.numel()
@@ -142,15 +168,24 @@ def network_subset_losses(
 
     elem = torch.empty((), dtype=dtype).element_size()
     fits = projector.num_params_ * projector.dim * elem <= max_cache_bytes
-    with _eval_mode(model), torch.no_grad(), projector.cached() if fits else nullcontext():
+    plan = plan_batches(inputs, model, data, forward_kwargs=forward_kwargs, where=where)
+    with eval_mode(model), torch.no_grad(), projector.cached() if fits else nullcontext():
         for g0 in range(0, len(subsets), batch_subsets):
             g1 = min(g0 + batch_subsets, len(subsets))
             delta = projector.expand(w_all[g0:g1])
             stacked = {name: block[name].unsqueeze(0) + delta[name] for name in block}
             if nodes.numel() == 0:
                 continue
-            for raw in make_batches(inputs, nodes, node_batch_size):
-                batch = _check_batch(raw)
+            batches = node_batches(
+                plan,
+                model,
+                nodes,
+                node_batch_size,
+                forward_kwargs=forward_kwargs,
+                inexact_ok=inexact_ok,
+                where=where,
+            )
+            for batch in batches:
                 logits = _stacked_logits_fn(model, rest, batch, task_dev)(stacked)  # [G, B, T']
                 bnodes = batch.nodes.cpu()
                 yb = y[bnodes].to(device=device, dtype=dtype)

@@ -18,7 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from .._utils import torch_generator
+from ..base import Estimator
+from ..defaults import PROJECTION_BLOCK, PROJECTION_DIM
 from ..errors import GraphtagError
+from ..models._batch import head_parameter_ids
 
 __all__ = ["BLOCKS", "KINDS", "GradientProjector"]
 
@@ -45,26 +48,31 @@ def _gaussian_entries(generator: torch.Generator, numel: int) -> Tensor:
 _SAMPLERS = {"rademacher": _rademacher_entries, "gaussian": _gaussian_entries}
 
 
-class GradientProjector:
+class GradientProjector(Estimator):
     r"""Random projection ``P`` (``D x d``) of a model's parameter space, never stored densely.
 
     ``P`` has i.i.d. entries ``+-1/sqrt(d)`` (``kind="rademacher"``) or ``N(0, 1/d)``
     (``kind="gaussian"``), so ``E ||P^T g||^2 = ||g||^2`` (Johnson-Lindenstrauss). Rows of ``P``
     are indexed by the parameters of one block ``B`` of the model: ``block="all"`` (every
-    parameter that requires grad) or ``block="body"`` (all but those of ``model.head``, the output
-    layer). The same block must be used for the gradient features and for moving the model
-    (``theta0 + P w``), see ALGORITHMS.md §3-4.
+    parameter that requires grad) or ``block="body"`` (all but those of the output layer named by
+    ``head``). The same block must be used for the gradient features and for moving the model
+    (``theta0 + P w``), see docs/algorithms.md §3-4.
 
-    The class follows the scikit-learn estimator contract: hyperparameters are stored unmodified
-    in ``__init__``, :meth:`fit` validates them, records the block and returns ``self``. The
-    generation of the entries is the one hook :meth:`_sample`, dispatched on ``kind``; a subclass
-    may override it to add a distribution (it must return i.i.d. entries of mean 0 and variance 1).
+    The class follows the scikit-learn estimator contract (:class:`graphtag.base.Estimator`):
+    hyperparameters are stored unmodified in ``__init__``, :meth:`fit` validates them, records
+    the block and returns ``self``; ``sklearn.base.clone`` gives an unfitted copy. The model is
+    only read. The generation of the entries is the one hook :meth:`_sample`, dispatched on
+    ``kind``; a subclass may override it to add a distribution (it must return i.i.d. entries
+    of mean 0 and variance 1).
 
     Args:
         dim: Projection dimension ``d`` (number of directions), >= 1.
         kind: ``"rademacher"`` or ``"gaussian"``.
-        block: ``"all"`` or ``"body"`` (every parameter except ``model.head``'s).
+        block: ``"all"`` or ``"body"`` (every parameter except the output layer's).
         seed: Seed of the projection.
+        head: The output layer, for ``block="body"``: a parameter-name prefix (``"lin"``,
+            ``"convs.1"``), a submodule of the model, or ``None`` for ``model.head``. Prefer the
+            name: ``sklearn.base.clone`` copies a module, and a copy is not the model's.
 
     Attributes:
         param_names_: Names (as in ``model.named_parameters()``) of the block's parameters.
@@ -87,20 +95,21 @@ class GradientProjector:
         {'weight': (1, 2, 3), 'bias': (1, 2)}
     """
 
+    _cache: dict[tuple, dict[str, Tensor]] | None = None
+
     def __init__(
-        self, dim: int = 200, kind: str = "rademacher", block: str = "all", seed: int = 0
+        self,
+        dim: int = PROJECTION_DIM,
+        kind: str = "rademacher",
+        block: str = PROJECTION_BLOCK,
+        seed: int = 0,
+        head: str | nn.Module | None = None,
     ) -> None:
         self.dim = dim
         self.kind = kind
         self.block = block
         self.seed = seed
-        self._cache: dict[tuple, dict[str, Tensor]] | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(dim={self.dim!r}, kind={self.kind!r}, "
-            f"block={self.block!r}, seed={self.seed!r})"
-        )
+        self.head = head
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -129,27 +138,21 @@ class GradientProjector:
             ``self``.
 
         Raises:
-            GraphtagError: Invalid hyperparameters, ``block="body"`` on a model without a
-                ``.head`` module, or an empty block.
+            GraphtagError: Invalid hyperparameters, ``block="body"`` without an output layer
+                (``head``, or a ``.head`` module), or an empty block.
         """
         self._check_params()
         named: list[tuple[str, Tensor]]
         if isinstance(model, nn.Module):
             named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
             if self.block == "body":
-                head = getattr(model, "head", None)
-                if not isinstance(head, nn.Module):
-                    raise GraphtagError(
-                        f"GradientProjector(block='body') needs a model with a `.head` module "
-                        f"(its output layer); {type(model).__name__} has none. Use block='all'."
-                    )
-                head_ids = {id(p) for p in head.parameters()}
+                head_ids = head_parameter_ids(model, self.head, "GradientProjector(block='body')")
                 named = [(n, p) for n, p in named if id(p) not in head_ids]
         elif isinstance(model, Mapping):
             if self.block != "all":
                 raise GraphtagError(
                     "GradientProjector.fit got a mapping of tensors: block='body' needs an "
-                    "nn.Module with a `.head`; use block='all'"
+                    "nn.Module and its output layer (head=); use block='all'"
                 )
             named = list(model.items())
         else:

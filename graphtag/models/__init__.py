@@ -1,6 +1,6 @@
 """Multi-task GNNs (SIGN, GraphSAGE/GCN/GAT) and their node-batch inputs."""
 
-from ._batch import NodeBatch
+from ._batch import NodeBatch, call_model
 from ._config import MODEL_NAMES, ModelConfig, build_model, check_tasks
 from ._gnn import ENCODERS, MultiTaskGNN, gcn_edge_weights
 from ._inputs import GraphInputs, prepare_inputs
@@ -15,6 +15,7 @@ __all__ = [
     "MultiTaskGNN",
     "NodeBatch",
     "build_model",
+    "call_model",
     "check_tasks",
     "gcn_edge_weights",
     "prepare_inputs",

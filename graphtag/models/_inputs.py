@@ -157,6 +157,51 @@ class GraphInputs:
         for chunk in ids.split(batch_size):
             yield self._exact_batch(chunk)
 
+    def full_batch(self, nodes: Tensor | Sequence[int] | None = None) -> NodeBatch:
+        """One exact batch over the whole graph whose outputs are the logits of ``nodes``.
+
+        The reference that other batchings are checked against: for message passing the model
+        sees every node and edge (for ``"gcn"``, with the full-graph normalisation), for SIGN
+        every node's hops.
+
+        Args:
+            nodes: Nodes whose outputs are kept (ids, a bool mask ``[N]``, ``None``: all).
+
+        Example:
+            >>> from graphtag.data import load_dataset
+            >>> data = load_dataset("synthetic:num_nodes=100,num_tasks=4,num_groups=2")
+            >>> inputs = prepare_inputs(data, ModelConfig("sage"), "cpu")
+            >>> inputs.full_batch([3, 5]).args[0].shape
+            torch.Size([100, 16])
+        """
+        ids = self.node_ids(nodes).to(self.device)
+        if self.hops is not None:
+            return NodeBatch(ids, (self.hops,), ids)
+        assert self.edge_index is not None
+        everything = torch.arange(self.num_nodes, device=self.device)
+        return NodeBatch(ids, self._mp_args(everything, self.edge_index), ids)
+
+    def built_for(self, model: object) -> bool:
+        """Whether these batches are exact for ``model`` by construction.
+
+        True for graphtag's own models of the configuration the inputs were prepared for
+        (:class:`~graphtag.models.SIGN` with as many hops, :class:`~graphtag.models.MultiTaskGNN`
+        with the same encoder and number of layers); any other model's batches are checked
+        against :meth:`full_batch` before they are trusted.
+        """
+        from ._gnn import MultiTaskGNN
+        from ._sign import SIGN
+
+        if isinstance(model, SIGN):
+            return self.hops is not None and model.num_hops == self.config.num_hops
+        if isinstance(model, MultiTaskGNN):
+            return (
+                self.config.message_passing
+                and model.encoder == self.config.name
+                and model.num_layers == self.config.num_layers
+            )
+        return False
+
     def _exact_batch(self, chunk: Tensor) -> NodeBatch:
         nodes = chunk.to(self.device)
         if self.hops is not None:

@@ -250,10 +250,8 @@ def test_symmetric_and_repr():
     tag = TAGAffinity(every=3).measure(model, [batch], y, mask, lr=0.1)
     z = tag.affinity_
     np.testing.assert_allclose(tag.symmetric(), (z + z.T) / 2)
-    assert repr(tag) == (
-        "TAGAffinity(every=3, lookahead='sgd', lr=None, divide_by_lr=False, mode='exact', "
-        "seed=0, chunk_size=None, projection_dim=None)"
-    )
+    assert repr(tag) == "TAGAffinity(every=3)"
+    assert repr(TAGAffinity(mode="naive", head="lin")) == "TAGAffinity(head='lin', mode='naive')"
 
 
 class _ItemNet(nn.Module):
@@ -284,16 +282,21 @@ def test_unbatchable_model_raises_and_naive_works():
     [
         ({"every": 0}, r"every=0 must be an integer >= 1"),
         ({"mode": "fast"}, r"mode='fast' is unknown; use one of exact, first_order, naive"),
-        ({"lookahead": "adam"}, r"lookahead='adam' is not supported; use 'sgd'"),
         ({"lr": -1.0}, r"lr=-1.0 must be a positive finite number"),
         ({"chunk_size": 0}, r"chunk_size=0 must be a positive integer or None"),
         ({"projection_dim": 8}, r"projection_dim is only used by mode='first_order'"),
         ({"mode": "first_order", "projection_dim": 0}, r"projection_dim=0 must be a positive"),
     ],
 )
-def test_constructor_errors(kwargs, match):
+def test_invalid_parameters_are_refused_by_step_and_fit_not_init(kwargs, match):
+    tag = TAGAffinity(**kwargs)  # stored unmodified, validated later
+    assert all(getattr(tag, k) == v for k, v in kwargs.items())
+    model, batch = _sign(), _sign_batch()
+    y, mask = _labels()
     with pytest.raises(GraphtagError, match=match):
-        TAGAffinity(**kwargs)
+        tag.step(model, batch, y, mask, lr=0.1)
+    with pytest.raises(GraphtagError, match=match):
+        tag.fit(model, [batch], y, mask, lr=0.1)
 
 
 def test_usage_errors():
@@ -304,11 +307,13 @@ def test_usage_errors():
         tag.affinity_  # noqa: B018
     with pytest.raises(GraphtagError, match="no lookahead step size; pass lr="):
         tag.step(model, batch, y, mask)
-    with pytest.raises(GraphtagError, match=r"y has shape \(24, 3\) but the batch has 24 seed"):
+    with pytest.raises(GraphtagError, match=r"mask must be .* got bool \[24, 4\]; y is \[24, 3\]"):
         tag.step(model, batch, y[:, :3], mask, lr=0.1)
+    with pytest.raises(GraphtagError, match=r"y has shape \(24, 3\) but the batch has 24 seed"):
+        tag.step(model, batch, y[:, :3], mask[:, :3], lr=0.1)
     with pytest.raises(GraphtagError, match=r"mask has shape \(5, 4\)"):
         tag.step(model, batch, y, mask[:5], lr=0.1)
-    with pytest.raises(GraphtagError, match=r"needs a model with a `\.head` module"):
+    with pytest.raises(GraphtagError, match=r"pass head='lin'.*has no `\.head` module"):
         tag.step(nn.Linear(5, 4), batch, y, mask, lr=0.1)
     with pytest.raises(GraphtagError, match="same layout"):
         tag.measure(model, [batch], [y], mask, lr=0.1)

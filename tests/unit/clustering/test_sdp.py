@@ -213,9 +213,10 @@ def test_importing_clustering_does_not_import_cvxpy():
 
 
 def test_repr():
-    assert repr(SDPClustering(3)) == "SDPClustering(num_groups=3, solver='SCS', seed=0)"
+    assert repr(SDPClustering(3)) == "SDPClustering(num_groups=3)"
+    assert SDPClustering(3).solver == "auto"  # graphtag.defaults.SDP_SOLVER, as in `graphtag run`
     est = SDPClustering(2, solver="admm", seed=4, solver_options={"tol": 1e-5})
     assert repr(est) == (
-        "SDPClustering(num_groups=2, solver='admm', seed=4, solver_options={'tol': 1e-05})"
+        "SDPClustering(num_groups=2, seed=4, solver='admm', solver_options={'tol': 1e-05})"
     )
     assert str(est) == repr(est)

@@ -64,4 +64,4 @@ def test_errors_and_repr():
     with pytest.raises(GraphtagError, match="non-finite"):
         SpectralTaskClustering(1).fit(np.full((2, 2), np.nan))
     est = SpectralTaskClustering(3, seed=1)
-    assert repr(est) == "SpectralTaskClustering(num_groups=3, seed=1, negative='clip')"
+    assert repr(est) == "SpectralTaskClustering(num_groups=3, seed=1)"

@@ -235,5 +235,5 @@ def test_errors(sign_setup) -> None:
 
     with pytest.raises(GraphtagError, match="rows were not produced"):
         extract_gradient_features(s.model, drops_last, s.data, proj)
-    with pytest.raises(GraphtagError, match="inputs must be prepared model inputs"):
+    with pytest.raises(GraphtagError, match="inputs must be a PyG Data, a PyG NeighborLoader"):
         extract_gradient_features(s.model, 3, s.data, proj)

@@ -224,10 +224,21 @@ def test_invalid_hyperparameters_raise_in_fit(kwargs: dict, message: str) -> Non
 
 
 def test_body_block_needs_a_head() -> None:
-    with pytest.raises(
-        GraphtagError, match=r"needs a model with a `\.head` module.*Use block='all'"
-    ):
+    with pytest.raises(GraphtagError, match=r"pass head='lin'.*has no `\.head` module"):
         GradientProjector(block="body").fit(nn.Linear(2, 2))
+    with pytest.raises(GraphtagError, match=r"head='lin' names no parameter of Linear"):
+        GradientProjector(block="body", head="lin").fit(nn.Linear(2, 2))
+    with pytest.raises(GraphtagError, match=r"not a submodule of the model"):
+        GradientProjector(block="body", head=nn.Linear(2, 2)).fit(nn.Linear(2, 2))
+
+
+def test_head_by_prefix_module_or_alias_gives_the_same_body() -> None:
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    by_name = GradientProjector(block="body", head="2").fit(seq)
+    by_module = GradientProjector(block="body", head=seq[2]).fit(seq)
+    assert by_name.param_names_ == by_module.param_names_ == ["0.weight", "0.bias"]
+    seq.head = seq[2]  # an alias: the parameters are reachable under two names
+    assert GradientProjector(block="body").fit(seq).param_names_ == ["0.weight", "0.bias"]
 
 
 def test_directions_range_checked() -> None:
@@ -247,6 +258,6 @@ def test_subclass_hook_changes_the_distribution() -> None:
 
 def test_repr_and_unmodified_hyperparameters() -> None:
     proj = GradientProjector(dim=12, kind="gaussian", block="body", seed=7)
-    assert repr(proj) == "GradientProjector(dim=12, kind='gaussian', block='body', seed=7)"
+    assert repr(proj) == "GradientProjector(block='body', dim=12, kind='gaussian', seed=7)"
     proj.fit(_Net())
     assert (proj.dim, proj.kind, proj.block, proj.seed) == (12, "gaussian", "body", 7)
