@@ -71,7 +71,7 @@ def plan_subsets(
         >>> plan.subset_size, plan.num_subsets, plan.min_pair_count
         (32, 2000, 5)
         >>> plan_subsets(6, 10, 1000, 5).as_key()
-        [3, 20, 4]
+        [3, 20, 2]
     """
     if num_tasks < 2:
         raise GraphtagError("task grouping needs at least 2 tasks")

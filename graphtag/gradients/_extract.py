@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .._utils import torch_generator
 from ..data._validate import as_multilabel
-from ..defaults import MAX_TASK_ROWS
+from ..defaults import FEATURE_NODE_BATCH, JVP_CHUNK, MAX_TASK_ROWS
 from ..errors import GraphtagError, NumericalError, preview
 from ..models._batch import ForwardKwargs
 from ..models._config import check_tasks as _check_task_list
@@ -336,8 +336,8 @@ def extract_gradient_features(
     projector: GradientProjector,
     *,
     tasks: Sequence[int] | Tensor | None = None,
-    node_batch_size: int = 1024,
-    chunk_size: int = 32,
+    node_batch_size: int = FEATURE_NODE_BATCH,
+    chunk_size: int = JVP_CHUNK,
     val_fraction: float = 1.0,
     max_task_rows: int | None = MAX_TASK_ROWS,
     max_rows: int | None = None,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
+from ..defaults import JVP_CHUNK
 from ..errors import GraphtagError
 from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
 from ._projector import GradientProjector
@@ -110,7 +111,7 @@ def iter_projected_gradients(
     batches: Iterable[NodeBatch],
     projector: GradientProjector,
     *,
-    chunk_size: int = 32,
+    chunk_size: int = JVP_CHUNK,
     tasks: Sequence[int] | Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
     inexact_ok: bool = False,
@@ -160,7 +161,7 @@ def compute_projected_gradients(
     batches: Iterable[NodeBatch],
     projector: GradientProjector,
     *,
-    chunk_size: int = 32,
+    chunk_size: int = JVP_CHUNK,
     tasks: Sequence[int] | Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
     inexact_ok: bool = False,

@@ -15,6 +15,7 @@ from torch.func import vmap
 from torch_geometric.data import Data
 
 from ..data._validate import as_multilabel
+from ..defaults import FEATURE_NODE_BATCH
 from ..errors import GraphtagError
 from ..models._batch import ForwardKwargs, NodeBatch, call_model, eval_mode
 from ._batches import BatchSource, node_batches, plan_batches
@@ -61,7 +62,7 @@ def network_subset_losses(
     *,
     tasks: Sequence[int] | Tensor | None = None,
     batch_subsets: int = 16,
-    node_batch_size: int = 1024,
+    node_batch_size: int = FEATURE_NODE_BATCH,
     val_mask: Tensor | None = None,
     max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
     forward_kwargs: ForwardKwargs = (),

@@ -65,9 +65,13 @@ class PartitionScores:
             loss[list(g)], auc[list(g)] = self._cache[g]
         return loss, auc
 
-    def score(self, partition: Sequence[Sequence[int]]) -> float:
-        """Mean validation ROC-AUC over the tasks (NaN tasks left out): higher is better."""
-        return float(np.nanmean(self.per_task(partition)[1]))
+    def score(self, partition: Sequence[Sequence[int]], metric: str = "auc") -> float:
+        """Higher is better: mean validation ROC-AUC, or minus the mean validation BCE.
+
+        Tasks with an undefined value (one class in validation) are left out.
+        """
+        loss, auc = self.per_task(partition)
+        return float(np.nanmean(auc)) if metric == "auc" else -float(np.nanmean(loss))
 
 
 class SurrogateScorer(PartitionScores):
@@ -79,26 +83,30 @@ class SurrogateScorer(PartitionScores):
 
     Args:
         features: Projected gradient features of the base model.
-        l2: Absolute ridge (smaller: a longer fine-tune is predicted).
+        l2: Ridge (smaller: a longer fine-tune is predicted), relative to the curvature scale
+            (:func:`graphtag.estimation.l2_scale`) unless ``relative=False``.
         device: Where to compute (default: the features' device).
+        relative: Whether ``l2`` is relative.
 
     Example:
         >>> from graphtag.estimation import make_synthetic_features
         >>> feats = make_synthetic_features(num_tasks=4, num_groups=2, seed=0)
-        >>> scorer = SurrogateScorer(feats, l2=0.1)
+        >>> scorer = SurrogateScorer(feats, l2=0.1, relative=False)
         >>> planted = scorer.score([[0, 1], [2, 3]])
         >>> planted > scorer.score([[0, 2], [1, 3]])
         True
     """
 
-    def __init__(self, features: Any, l2: float, device: Any = None) -> None:
-        from ..estimation import task_statistics
+    def __init__(
+        self, features: Any, l2: float, device: Any = None, *, relative: bool = True
+    ) -> None:
+        from ..estimation import l2_scale, task_statistics
 
         super().__init__(features.num_tasks)
         self.features = features
-        self.l2 = float(l2)
         self.device = device
         self.stats = task_statistics(features, device=device)
+        self.l2 = float(l2) * (l2_scale(self.stats) if relative else 1.0)
 
     def _score_groups(self, groups: list[Group]) -> list[tuple[np.ndarray, np.ndarray]]:
         from ..estimation import estimate_scores, fit_surrogates

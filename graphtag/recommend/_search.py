@@ -17,8 +17,9 @@ def improve_partition(
     *,
     max_rounds: int = 50,
     min_gain: float = 1e-6,
+    metric: str = "loss",
 ) -> tuple[list[list[int]], int]:
-    """Steepest-ascent single-task moves on ``scorer``'s per-task validation ROC-AUC.
+    """Steepest-ascent single-task moves on ``scorer``'s per-task validation scores.
 
     Each round scores every move of one task to another group (all new groups in one batch),
     applies the move that raises the partition's summed per-task score most (by more than
@@ -30,6 +31,7 @@ def improve_partition(
         groups: The starting partition.
         max_rounds: Most moves applied.
         min_gain: Smallest summed gain (over tasks) that counts as an improvement.
+        metric: ``"loss"`` (minus the summed validation BCE) or ``"auc"`` (summed ROC-AUC).
 
     Returns:
         ``(partition, number of moves applied)``; the partition in canonical order.
@@ -38,7 +40,7 @@ def improve_partition(
         >>> from graphtag.estimation import make_synthetic_features
         >>> from graphtag.recommend import SurrogateScorer
         >>> feats = make_synthetic_features(num_tasks=6, num_groups=2, seed=0)
-        >>> scorer = SurrogateScorer(feats, l2=0.1)
+        >>> scorer = SurrogateScorer(feats, l2=0.1, relative=False)
         >>> improve_partition(scorer, [[0, 1, 3], [2, 4, 5]])
         ([[0, 1, 2], [3, 4, 5]], 2)
     """
@@ -58,12 +60,12 @@ def improve_partition(
         if not options:
             break
         scorer.groups(new_groups)
-        current = _group_sums(scorer, part)
+        current = [_sum(scorer, g, metric) for g in part]
         best_gain, best = min_gain, None
         for a, b, t in options:
             na = [u for u in part[a] if u != t]
             nb = sorted([*part[b], t])
-            gain = _sum(scorer, na) + _sum(scorer, nb) - current[a] - current[b]
+            gain = _sum(scorer, na, metric) + _sum(scorer, nb, metric) - current[a] - current[b]
             if gain > best_gain:
                 best_gain, best = gain, (a, b, t)
         if best is None:
@@ -75,12 +77,7 @@ def improve_partition(
     return [list(g) for g in partition_key(part)], moves
 
 
-def _sum(scorer: PartitionScores, group: Sequence[int]) -> float:
-    """Summed per-task ROC-AUC of ``group`` under its own model (NaN tasks count 0)."""
-    key = tuple(sorted(int(t) for t in group))
-    scorer.groups([key])
-    return float(np.nansum(scorer._cache[key][1]))
-
-
-def _group_sums(scorer: PartitionScores, part: list[list[int]]) -> list[float]:
-    return [_sum(scorer, g) for g in part]
+def _sum(scorer: PartitionScores, group: Sequence[int], metric: str) -> float:
+    """Summed per-task score of ``group`` under its own model (NaN tasks count 0)."""
+    loss, auc = scorer.group(group)
+    return float(np.nansum(auc)) if metric == "auc" else -float(np.nansum(loss))
