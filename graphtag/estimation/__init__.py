@@ -2,8 +2,10 @@
 
 See docs/algorithms.md §4-§6. Typical use::
 
-    est = GradTAG(subset_size=10, num_subsets=2000, seed=0).fit(features)
-    est.affinity_  # [T, T], feed to graphtag.clustering
+    est = GradTAG(seed=0).fit(features)  # graphtag run's defaults (graphtag.defaults)
+    est.affinity_  # [T, T] numpy, feed to graphtag.clustering
+
+``plan_subsets`` sizes the subsets for ``T`` tasks as ``graphtag run`` does.
 
 ``finetune_subset`` and the real-training affinities (``real_subset_losses``,
 ``higher_order_affinity``, ``pairwise_real_affinity``) are the reference Grad-TAG estimates.

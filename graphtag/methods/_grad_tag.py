@@ -146,16 +146,12 @@ class GradTAGMethod(AffinityMethod):
     def estimator(self, num_tasks: int, context: AffinityContext | None = None) -> Any:
         """The :class:`graphtag.estimation.GradTAG` of this method's resolved subset plan."""
         from .._utils import derive_seed
-        from ..estimation import GradTAG, matched_ridge, plan_subsets
+        from ..estimation import GradTAG, plan_subsets
 
         plan = plan_subsets(num_tasks, self.subset_size, self.num_subsets, self.min_pair_count)
         if context is not None:
             for text in plan.notes:
                 context.note(text)
-        if self.l2 is None:
-            ridge: dict[str, Any] = {"l2": matched_ridge(), "l2_relative": False}
-        else:
-            ridge = {"l2": self.l2}
         return GradTAG(
             subset_size=plan.subset_size,
             num_subsets=plan.num_subsets,
@@ -163,7 +159,7 @@ class GradTAGMethod(AffinityMethod):
             loss=self.loss,
             seed=derive_seed(self.seed, "subsets"),
             device=None if context is None else context.device,
-            **ridge,
+            l2=self.l2,  # None: GradTAG's matched ridge (absolute)
         )
 
     def fit(self, context: AffinityContext) -> GradTAGMethod:

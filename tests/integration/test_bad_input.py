@@ -668,6 +668,10 @@ RUN_CHOICES = {
     "--grouping": ["foo", "SDP"],
     "--finetune-recipe": ["adam", "GD", ""],
     "--executor": ["foo", ""],
+    "--select": ["cheap", "Predicted", ""],
+    "--single-task": ["yes", "ON", ""],
+    "--group-init": ["warm", "Base", ""],
+    "--score": ["loss", "probes", ""],
 }
 CHECK_CHOICES = {"--reference": ["adam", "GD", ""], "--executor": ["foo", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
@@ -685,6 +689,7 @@ if not torch.cuda.is_available():
 
 #: Flags whose bad values are checked elsewhere in this file (or that take no value).
 OTHER_FLAGS = {
+    "--confirm",
     "--dataset",
     "--out",
     "--device",
@@ -777,6 +782,13 @@ def _parse_cases() -> list:
                     id=f"flag/{command} --max-task-rows {value!r}",
                 )
             )
+    for value in ["-1", "two", "1.5", ""]:
+        pattern = rf"run: argument --confirm: expected an integer >= 0, got '{value}'"
+        cases.append(
+            pytest.param(
+                [*COMMANDS["run"], "--confirm", value], pattern, id=f"flag/--confirm {value!r}"
+            )
+        )
     for value in BAD_MAX_GROUPS:
         pattern = rf"run: argument --max-groups: expected an integer >= 2, got '{value}'"
         cases.append(
