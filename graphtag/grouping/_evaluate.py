@@ -105,7 +105,7 @@ def fit_groups(
                 config,
                 seed=seed,
                 init=init,
-                select="auc",
+                select="auto",
                 evaluate_init=init is not None,
             )
             return predict(res.model, inputs, batch_size=config.eval_batch_size)

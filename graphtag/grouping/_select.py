@@ -162,7 +162,7 @@ def fit_selected_groups(
 
     Every group is trained like :func:`~graphtag.grouping.fit_groups` trains a group
     (:func:`~graphtag.training.fit_model` on the group's tasks with ``config`` and ``seed``,
-    ``select="auc"``, then exact logits of all nodes), so a group that also appears in a
+    ``select="auto"``, then exact logits of all nodes), so a group that also appears in a
     partition reuses the same model through ``cache``. Identical groups (same tasks in the same
     order) are trained once. Tasks that no group contains get a singleton model of their own
     (appended after the given groups), so every task is served.
@@ -236,7 +236,7 @@ def fit_selected_groups(
                 config,
                 seed=seed,
                 init=init,
-                select="auc",
+                select="auto",
                 evaluate_init=init is not None,
             )
             return predict(res.model, inputs, batch_size=config.eval_batch_size)

@@ -85,6 +85,7 @@ class Run:
         self.reused: list[str] = []
         self.memory_estimate: Any = None
         self._values: dict[str, Any] = {}
+        self._computed: set[str] = set()
         self._stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES}
 
     # ------------------------------------------------------------------ runner
@@ -127,12 +128,14 @@ class Run:
         else:
             key = stage.key()
             if self.store.is_done(name, key):
-                self.reused.append(name)
+                if name not in self._computed and name not in self.reused:
+                    self.reused.append(name)  # finished by an earlier run
                 value = stage.load()
             else:
                 with self.timed(name):
                     value = stage.compute()
                 self.store.mark_done(name, key, list(stage.outputs))
+                self._computed.add(name)
                 release_memory()
         if stage.keep:
             self._values[name] = value

@@ -183,6 +183,7 @@ class ProbeScorer(PartitionScores):
                 self.config,
                 seed=self.seed,
                 init=self.base_model,
+                select="auto",
                 evaluate_init=True,
             )
             logits = predict(res.model, self.inputs, batch_size=self.config.eval_batch_size)

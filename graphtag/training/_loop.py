@@ -22,7 +22,7 @@ from ._loss import masked_bce, per_task_bce
 
 __all__ = ["TrainResult", "fit_model", "predict"]
 
-SELECT = ("auc", "loss")
+SELECT = ("auc", "loss", "auto")
 
 
 @dataclass
@@ -450,7 +450,8 @@ def fit_model(
         config: Model and optimisation settings.
         seed: Seed of initialisation, dropout and batching.
         init: Optional model to warm-start from (see above).
-        select: ``"auc"`` or ``"loss"``.
+        select: ``"auc"``, ``"loss"`` or ``"auto"`` (ROC-AUC when some task has both classes
+            in validation, else the loss: a group of tasks with a single validation class).
         progress: Show a progress bar over epochs.
         step_callback: Optional ``f(model, batch, y, mask, lr)`` called after every optimiser
             step with the batch's labels and training mask ``[B, T]`` of ``tasks`` (used by
@@ -486,10 +487,12 @@ def fit_model(
     """
     start = time.perf_counter()
     if select not in SELECT:
-        raise GraphtagError(f"select must be 'auc' or 'loss', got {select!r}")
+        raise GraphtagError(f"select must be 'auc', 'loss' or 'auto', got {select!r}")
     _check_inputs(data, inputs, config)
     _check_finite_inputs(inputs, stage)
     lab = _Labels.of(data, tasks, select, inputs.device)
+    if select == "auto":
+        select = "auc" if bool(lab.defined.any()) else "loss"
     device = inputs.device
     fork_devices = (
         [device.index if device.index is not None else 0] if device.type == "cuda" else []
