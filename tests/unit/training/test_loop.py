@@ -157,7 +157,7 @@ def test_fit_errors(data):
     inputs = prepare_inputs(data, SMALL.model_config, "cpu")
     with pytest.raises(GraphtagError, match=r"tasks \[3\] out of range"):
         fit_model(data, inputs, [0, 3], SMALL)
-    with pytest.raises(GraphtagError, match="select must be 'auc' or 'loss', got 'f1'"):
+    with pytest.raises(GraphtagError, match="select must be 'auc', 'loss' or 'auto', got 'f1'"):
         fit_model(data, inputs, None, SMALL, select="f1")
     with pytest.raises(GraphtagError, match="the inputs were prepared for"):
         fit_model(data, inputs, None, dataclasses.replace(SMALL, num_hops=3))
