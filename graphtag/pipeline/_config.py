@@ -81,7 +81,8 @@ class RecommendConfig:
             epoch beats it on validation).
         score: The cheap score: ``"surrogate"`` (Grad-TAG surrogates of each group's
             fine-tune; no training) or ``"probe"`` (short warm-started fine-tunes).
-        l2: Absolute ridge of the scoring surrogates (``None``: the matched ridge).
+        l2: Ridge of the scoring surrogates, relative to the curvature scale
+            (:func:`graphtag.estimation.l2_scale`); smaller predicts a longer fine-tune.
         probe_epochs: Epochs of each probe fine-tune.
         search: Also refine each k-group partition by single-task moves on the surrogate score.
         tolerance: A candidate with more models must beat a cheaper one on validation macro
@@ -93,7 +94,7 @@ class RecommendConfig:
     single_task: str = "auto"
     group_init: str = "scratch"
     score: str = "surrogate"
-    l2: float | None = None
+    l2: float = 0.1
     probe_epochs: int = 3
     search: bool = True
     tolerance: float = 1e-3
@@ -115,7 +116,7 @@ class RecommendConfig:
     @property
     def uses_features(self) -> bool:
         """Whether the recommendation reads the gradient features (surrogate scores)."""
-        return (self.select == "predicted" and self.score == "surrogate") or self.search
+        return self.score == "surrogate" or self.search
 
 
 @dataclass(frozen=True)

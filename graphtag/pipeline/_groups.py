@@ -37,6 +37,7 @@ class GroupsStage(Stage):
         self._selections: dict[int, Any] = {}
         self._candidates: list[Any] | None = None
         self._chosen: Any = None
+        self._surrogate_scorer: Any = None
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -150,12 +151,13 @@ class GroupsStage(Stage):
 
     # ------------------------------------------------------------------ scores
     def _surrogate(self) -> Any:
-        from ..estimation import matched_ridge
+        """The surrogate scorer on the run's gradient features (built once)."""
         from ..recommend import SurrogateScorer
 
-        rc = self.run.config.recommend
-        l2 = matched_ridge() if rc.l2 is None else rc.l2
-        return SurrogateScorer(self.run.features(), l2, device=self.run.device)
+        if self._surrogate_scorer is None:
+            l2 = self.run.config.recommend.l2
+            self._surrogate_scorer = SurrogateScorer(self.run.features(), l2, self.run.device)
+        return self._surrogate_scorer
 
     def _predict(self, candidates: list[Any], scorer: Any, base_auc: float) -> None:
         """Predicted validation macro ROC-AUC: the base's plus the scorer's predicted change.
@@ -189,28 +191,38 @@ class GroupsStage(Stage):
         logits, _ = fit_candidate(run, candidate, "select", run.config.seed)
         return float(Evaluator().evaluate(run.data.y, logits, run.data.val_mask)["macro_auc"])
 
+    def _scorer(self) -> Any:
+        """The cheap scorer of the configuration (``None`` when none applies)."""
+        from ..recommend import ProbeScorer
+
+        run, rc = self.run, self.run.config.recommend
+        if rc.score == "probe":
+            if rc.select != "predicted":
+                return None  # the sweep trains every candidate: no probes needed
+            base = run.base_model()
+            return ProbeScorer(run.data, run.inputs, base, run.config.train, rc.probe_epochs)
+        return self._surrogate()
+
     def compute(self) -> Any:
-        """Build, score and confirm the candidates; save ``groups.json``."""
-        from ..recommend import ProbeScorer, choose_candidate
+        """Build, score and confirm the candidates; save ``groups.json``.
+
+        Predicted scores are computed in both modes when they are cheap (surrogates), so the
+        exhaustive sweep also reports how well they rank the trained candidates.
+        """
+        from ..recommend import choose_candidate
 
         run, rc = self.run, self.run.config.recommend
         start = time.perf_counter()
         candidates = self.candidates()
-        scorer = None
-        if rc.uses_features and run.method.has_affinity:
-            scorer = self._surrogate()
-            if rc.search:
-                candidates += self._refine(candidates, scorer)
+        if rc.search and run.method.has_affinity:
+            candidates += self._refine(candidates, self._surrogate())
+        one = candidates[0]
+        one.validation = self._validation_auc(one)
+        scorer = self._scorer()
+        if scorer is not None:
+            self._predict(candidates, scorer, one.validation)
         to_train = candidates
         if rc.select == "predicted":
-            if rc.score == "probe":
-                cfg = run.config.train
-                scorer = ProbeScorer(run.data, run.inputs, run.base_model(), cfg, rc.probe_epochs)
-            elif scorer is None:
-                scorer = self._surrogate()
-            one = candidates[0]
-            one.validation = self._validation_auc(one)
-            self._predict(candidates, scorer, one.validation)
             ranked = sorted(candidates[1:], key=lambda c: -c.predicted)
             to_train = [one, *ranked[: rc.confirm]]
         for c in to_train:
