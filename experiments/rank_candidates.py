@@ -156,11 +156,17 @@ def main(argv: list[str] | None = None) -> dict:
         for name, groups in cands.items():
             scores[name][f"probe {epochs} epochs"] = probe.score(groups)
         seconds[f"probe {epochs} epochs"] = round(time.perf_counter() - t0, 2)
+    partial = args.out / "trained.json"  # resume: trained candidates of an earlier invocation
+    done = json.loads(partial.read_text()) if partial.exists() else {}
     for warm in (False, True):
         label = "trained warm" if warm else "trained scratch"
         t0 = time.perf_counter()
         for name, groups in cands.items():
-            scores[name][label] = trained_auc(run, groups, warm, args.seed)
+            key = f"{label} {name}"
+            if key not in done:
+                done[key] = trained_auc(run, groups, warm, args.seed)
+                save_json(partial, done)
+            scores[name][label] = done[key]
         seconds[label] = round(time.perf_counter() - t0, 2)
     names = list(cands)
     cheap = [k for k in scores[names[0]] if not k.startswith("trained")]
