@@ -15,7 +15,7 @@ from ..metrics import Evaluator, tune_thresholds
 from ..models import GraphInputs
 from ..training import TrainConfig, fit_model, predict
 
-__all__ = ["evaluate_logits", "fit_groups"]
+__all__ = ["evaluate_logits", "fit_groups", "group_model_logits"]
 
 
 def _nan_to_none(v: float) -> float | None:
@@ -98,18 +98,34 @@ def fit_groups(
         tasks = [int(t) for t in group]
 
         def compute(tasks: list[int] = tasks) -> Tensor:
-            res = fit_model(
-                data,
-                inputs,
-                tasks,
-                config,
-                seed=seed,
-                init=init,
-                select="auto",
-                evaluate_init=init is not None,
-            )
-            return predict(res.model, inputs, batch_size=config.eval_batch_size)
+            return group_model_logits(data, inputs, tasks, config, seed, init)
 
         out = cache(tasks, compute) if cache is not None else compute()
         logits[:, tasks] = out
     return logits
+
+
+def group_model_logits(
+    data: Data,
+    inputs: GraphInputs,
+    tasks: list[int],
+    config: TrainConfig,
+    seed: int,
+    init: nn.Module | None,
+) -> Tensor:
+    """Exact logits ``[N, len(tasks)]`` of one group's model (the recipe of every group model).
+
+    Selection on the group's mean validation ROC-AUC (the loss when no task of the group has
+    both classes in validation); a warm start is itself a checkpoint (epoch 0).
+    """
+    res = fit_model(
+        data,
+        inputs,
+        tasks,
+        config,
+        seed=seed,
+        init=init,
+        select="auto",
+        evaluate_init=init is not None,
+    )
+    return predict(res.model, inputs, batch_size=config.eval_batch_size)

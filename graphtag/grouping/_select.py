@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from ..errors import GraphtagError
 from ..metrics import roc_auc_scores
 from ..models import GraphInputs
-from ..training import TrainConfig, fit_model, per_task_bce, predict
+from ..training import TrainConfig, per_task_bce
+from ._evaluate import group_model_logits
 
 __all__ = ["SelectedGroupsResult", "assign_by_validation", "fit_selected_groups"]
 
@@ -229,17 +230,7 @@ def fit_selected_groups(
             continue
 
         def compute(tasks: list[int] = tasks) -> Tensor:
-            res = fit_model(
-                data,
-                inputs,
-                tasks,
-                config,
-                seed=seed,
-                init=init,
-                select="auto",
-                evaluate_init=init is not None,
-            )
-            return predict(res.model, inputs, batch_size=config.eval_batch_size)
+            return group_model_logits(data, inputs, tasks, config, seed, init)
 
         out = cache(tasks, compute) if cache is not None else compute()
         out = out.detach().float().cpu()

@@ -343,6 +343,38 @@ class _Labels:
 
 
 @dataclass
+class _Best:
+    """The evaluation history and the best checkpoint so far."""
+
+    select: str
+    start: float
+    state: dict[str, Tensor]
+    history: list[dict[str, float]] = field(default_factory=list)
+    score: float = -math.inf
+    epoch: int = 0
+    value: float = math.nan
+
+    def record(
+        self, model: nn.Module, epoch: int, train_loss: float, val_loss: float, val_auc: float
+    ) -> None:
+        """Log one evaluation; keep the model's state when it is the best so far."""
+        self.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "seconds": time.perf_counter() - self.start,
+            }
+        )
+        score = val_auc if self.select == "auc" else -val_loss
+        if score > self.score:
+            self.score, self.epoch = score, epoch
+            self.value = val_auc if self.select == "auc" else val_loss
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass
 class _EpochContext:
     """What one epoch of :func:`fit_model` trains and validates on."""
 
@@ -506,56 +538,29 @@ def fit_model(
         optimizer = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        history: list[dict[str, float]] = []
-        best_score, best_epoch, best_val = -math.inf, 0, math.nan
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best = _Best(select, start, {k: v.detach().clone() for k, v in model.state_dict().items()})
         bar = tqdm(
             range(1, config.epochs + 1), disable=not progress, desc="fit_model", unit="epoch"
         )
         ctx = _EpochContext(data, inputs, config, lab, stage, step_callback)
         if evaluate_init:
-            val_loss, val_auc = ctx.validate(model, optimizer, 0)
-            history.append(
-                {
-                    "epoch": 0,
-                    "train_loss": math.nan,
-                    "val_loss": val_loss,
-                    "val_auc": val_auc,
-                    "seconds": time.perf_counter() - start,
-                }
-            )
-            best_score = val_auc if select == "auc" else -val_loss
-            best_val = val_auc if select == "auc" else val_loss
+            best.record(model, 0, math.nan, *ctx.validate(model, optimizer, 0))
         for epoch in bar:
             train_loss = ctx.train_epoch(model, optimizer, seed, epoch)
             if epoch % config.eval_every and epoch != config.epochs:
                 continue
             val_loss, val_auc = ctx.validate(model, optimizer, epoch)
-            seconds = time.perf_counter() - start
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "val_auc": val_auc,
-                    "seconds": seconds,
-                }
-            )
-            score = val_auc if select == "auc" else -val_loss
-            if score > best_score:
-                best_score, best_epoch = score, epoch
-                best_val = val_auc if select == "auc" else val_loss
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.record(model, epoch, train_loss, val_loss, val_auc)
             bar.set_postfix(val_auc=f"{val_auc:.4f}", val_loss=f"{val_loss:.4f}")
-            if epoch - best_epoch >= config.patience:
+            if epoch - best.epoch >= config.patience:
                 break
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     model.eval()
     return TrainResult(
         model=model,
-        best_epoch=best_epoch,
-        best_val=float(best_val),
-        history=history,
+        best_epoch=best.epoch,
+        best_val=float(best.value),
+        history=best.history,
         seconds=time.perf_counter() - start,
         tasks=lab.tasks,
         select=select,
