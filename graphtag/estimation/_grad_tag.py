@@ -212,6 +212,30 @@ class GradTAG(Estimator):
         if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
             raise GraphtagError(f"GradTAG: max_iter must be a positive int, got {max_iter!r}")
 
+    def _losses(
+        self,
+        features: GradientFeatures,
+        weights: Tensor,
+        network_loss_fn: NetworkLossFn | None,
+        device: torch.device,
+    ) -> Tensor:
+        """``[M, T]`` estimated losses; a network's NaN/inf entries come back as missing."""
+        network_bad: list[Tensor] = []
+        losses = estimate_losses(
+            features,
+            self.subsets_,
+            weights,
+            kind=self.loss,
+            network_loss_fn=None
+            if network_loss_fn is None
+            else _finite_network_losses(network_loss_fn, network_bad),
+            batch_size=self.batch_size,
+            device=device,
+        )
+        if network_bad:  # restore the non-finite entries as missing
+            losses = torch.where(network_bad[0], torch.nan, losses)
+        return losses
+
     def fit(
         self, features: GradientFeatures, network_loss_fn: NetworkLossFn | None = None
     ) -> GradTAG:
@@ -272,20 +296,7 @@ class GradTAG(Estimator):
         timings["surrogates"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        network_bad: list[Tensor] = []
-        losses = estimate_losses(
-            features,
-            self.subsets_,
-            fit.weights,
-            kind=self.loss,
-            network_loss_fn=None
-            if network_loss_fn is None
-            else _finite_network_losses(network_loss_fn, network_bad),
-            batch_size=self.batch_size,
-            device=device,
-        )
-        if network_bad:  # restore the non-finite entries as missing
-            losses = torch.where(network_bad[0], torch.nan, losses)
+        losses = self._losses(features, fit.weights, network_loss_fn, device)
         base = base_losses(features, device=device)
         timings["losses"] = time.perf_counter() - start
 

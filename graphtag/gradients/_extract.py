@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -329,6 +330,42 @@ class _RowTable:
         )
 
 
+def _feature_meta(
+    projector: GradientProjector,
+    model: nn.Module,
+    task_idx: Tensor,
+    table: _RowTable,
+    rows: Tensor,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """What :func:`extract_gradient_features` computed, for ``GradientFeatures.meta``."""
+    num_train = int((rows[:, 1] == 0).sum())
+    val_fraction, max_task_rows = settings["val_fraction"], settings["max_task_rows"]
+    return {
+        "projector": {
+            "dim": projector.dim,
+            "kind": projector.kind,
+            "block": projector.block,
+            "seed": projector.seed,
+            "num_params": projector.num_params_,
+        },
+        "tasks": task_idx.tolist(),
+        "num_nodes": int(table.nodes.numel()),
+        "num_rows": rows.size(0),
+        "num_train_rows": num_train,
+        "num_val_rows": rows.size(0) - num_train,
+        "val_fraction": float(val_fraction),
+        "val_subsample": VAL_SUBSAMPLE_RULE if val_fraction < 1.0 else "none",
+        "val_subsample_seed": settings["seed"],
+        "max_task_rows": max_task_rows,
+        "row_cap": ROW_CAP_RULE if max_task_rows is not None else "none",
+        "chunk_size": settings["chunk_size"],
+        "node_batch_size": settings["node_batch_size"],
+        "dtype": str(settings["dtype"]).replace("torch.", ""),
+        "model": type(model).__name__,
+    }
+
+
 def extract_gradient_features(
     model: nn.Module,
     inputs: BatchSource,
@@ -459,31 +496,16 @@ def extract_gradient_features(
             table.write(batch.nodes, logits, grads, task_idx, max_norm, chunk, num_chunks)
             bar.update(1)
     table.check_complete(where)
-    num_train = int((rows[:, 1] == 0).sum())
-    meta = {
-        "projector": {
-            "dim": projector.dim,
-            "kind": projector.kind,
-            "block": projector.block,
-            "seed": projector.seed,
-            "num_params": projector.num_params_,
-        },
-        "tasks": task_idx.tolist(),
-        "num_nodes": int(table.nodes.numel()),
-        "num_rows": rows.size(0),
-        "num_train_rows": num_train,
-        "num_val_rows": rows.size(0) - num_train,
-        "val_fraction": float(val_fraction),
-        "val_subsample": VAL_SUBSAMPLE_RULE if val_fraction < 1.0 else "none",
-        "val_subsample_seed": seed,
+    settings = {
+        "val_fraction": val_fraction,
         "max_task_rows": max_task_rows,
-        "row_cap": ROW_CAP_RULE if max_task_rows is not None else "none",
+        "seed": seed,
         "chunk_size": chunk_size,
         "node_batch_size": node_batch_size,
-        "dtype": str(dtype).replace("torch.", ""),
-        "model": type(model).__name__,
-        "seconds": time.perf_counter() - t0,
+        "dtype": dtype,
     }
+    meta = _feature_meta(projector, model, task_idx, table, rows, settings)
+    meta["seconds"] = time.perf_counter() - t0
     task, node = rows[:, 0], rows[:, 2]
     return GradientFeatures(
         features=table.features,

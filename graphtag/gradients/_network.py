@@ -52,6 +52,19 @@ def _stacked_logits_fn(
     return vmap(one)
 
 
+def _validation_rows(data: Data, task_idx: Tensor, val_mask: Tensor | None) -> Tensor:
+    """Bool ``[N, T']`` (CPU) validation rows: ``val_mask`` checked, or the data's."""
+    if val_mask is None:
+        return data.val_mask[:, task_idx].cpu()
+    num_nodes, num_tasks = int(data.y.size(0)), int(task_idx.numel())
+    if tuple(val_mask.shape) != (num_nodes, num_tasks) or val_mask.dtype != torch.bool:
+        raise GraphtagError(
+            f"val_mask must be bool [N, T'] = [{num_nodes}, {num_tasks}], got "
+            f"{val_mask.dtype} {tuple(val_mask.shape)}"
+        )
+    return val_mask.cpu()
+
+
 def network_subset_losses(
     model: nn.Module,
     inputs: BatchSource,
@@ -129,7 +142,7 @@ def network_subset_losses(
     if not isinstance(projector, GradientProjector) or not hasattr(projector, "param_names_"):
         raise GraphtagError(f"{where} needs a GradientProjector fitted on the model")
     data = as_multilabel(data, ("val_mask",), where=where)
-    num_nodes, num_data_tasks = data.y.shape
+    num_data_tasks = int(data.y.size(1))
     task_idx = check_tasks(tasks, num_data_tasks)
     num_tasks = task_idx.numel()
     if not isinstance(weights, Tensor) or weights.dim() != 2:
@@ -146,15 +159,7 @@ def network_subset_losses(
     if isinstance(batch_subsets, bool) or not isinstance(batch_subsets, int) or batch_subsets < 1:
         raise GraphtagError(f"batch_subsets must be a positive int, got {batch_subsets!r}")
     member = _membership(subsets, num_tasks)
-    if val_mask is None:
-        val = data.val_mask[:, task_idx].cpu()
-    else:
-        if tuple(val_mask.shape) != (num_nodes, num_tasks) or val_mask.dtype != torch.bool:
-            raise GraphtagError(
-                f"val_mask must be bool [N, T'] = [{num_nodes}, {num_tasks}], got "
-                f"{val_mask.dtype} {tuple(val_mask.shape)}"
-            )
-        val = val_mask.cpu()
+    val = _validation_rows(data, task_idx, val_mask)
     y = data.y[:, task_idx].cpu()
 
     block, rest, _ = _prepare(model, projector, None)
