@@ -110,7 +110,9 @@ def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> flo
             model = run.base_model()  # one model for all tasks, seed 0: the base model
         else:
             init = run.base_model() if warm else None
-            model = fit_model(data, inputs, g, cfg, seed=seed, init=init, evaluate_init=warm).model
+            model = fit_model(
+                data, inputs, g, cfg, seed=seed, init=init, select="auto", evaluate_init=warm
+            ).model
         logits[:, g] = predict(model, inputs, batch_size=cfg.eval_batch_size)
     return float(Evaluator().evaluate(data.y, logits, data.val_mask)["macro_auc"])
 
