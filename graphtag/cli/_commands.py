@@ -39,8 +39,8 @@ def recommend_config(args: argparse.Namespace) -> Any:
 
     flags = ("select", "confirm", "single_task", "group_init", "score")
     changes = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
-    if getattr(args, "no_search", False):
-        changes["search"] = False
+    if getattr(args, "search", False):
+        changes["search"] = True
     return RecommendConfig(**changes)
 
 

@@ -127,9 +127,10 @@ def _add_recommend_flags(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument(
-        "--no-search",
+        "--search",
         action="store_true",
-        help="do not refine the k-group partitions by single-task moves on the surrogate score",
+        help="also refine the best predicted k-group partition by single-task moves (proposed "
+        "by the surrogates, decided by the cheap score)",
     )
 
 

@@ -84,7 +84,12 @@ class RecommendConfig:
         l2: Ridge of the scoring surrogates, relative to the curvature scale
             (:func:`graphtag.estimation.l2_scale`); smaller predicts a longer fine-tune.
         probe_epochs: Epochs of each probe fine-tune.
-        search: Also refine each k-group partition by single-task moves on the surrogate score.
+        search: Also refine the best-predicted k-group partition by single-task moves
+            (proposed by the surrogates, decided by the cheap score). Off by default: the
+            refined partition's predicted score is the maximum over many noisy moves, so it
+            crowds better partitions out of the confirmation (experiments/README.md).
+        search_moves: Moves scored by the cheap score per search round.
+        search_rounds: Most moves the search applies.
         tolerance: A candidate with more models must beat a cheaper one on validation macro
             ROC-AUC by more than this.
     """
@@ -92,11 +97,13 @@ class RecommendConfig:
     select: str = "predicted"
     confirm: int = 2
     single_task: str = "auto"
-    group_init: str = "scratch"
-    score: str = "surrogate"
+    group_init: str = "base"
+    score: str = "probe"
     l2: float = 0.1
-    probe_epochs: int = 3
-    search: bool = True
+    probe_epochs: int = 2
+    search: bool = False
+    search_moves: int = 4
+    search_rounds: int = 3
     tolerance: float = 1e-3
 
     def __post_init__(self) -> None:

@@ -113,7 +113,10 @@ class GroupsStage(Stage):
         from ..recommend import Candidate, single_task_default
 
         run, num_tasks = self.run, self.run.num_tasks
-        out = [Candidate("one model", "one", [list(range(num_tasks))], source="all tasks")]
+        source = "all tasks" + (
+            ", fine-tuned from the base model" if run.config.recommend.group_init == "base" else ""
+        )
+        out = [Candidate("one model", "one", [list(range(num_tasks))], source=source)]
         for k in self.ks():
             if k in (1, num_tasks):
                 continue
@@ -133,21 +136,31 @@ class GroupsStage(Stage):
         return out
 
     def _refine(self, candidates: list[Any], scorer: Any) -> list[Any]:
-        """Local-search refinements of the method's k-group partitions (new ones only)."""
+        """Single-task moves from the best-predicted k-group partition (a new candidate).
+
+        The moves are proposed by the surrogates and decided by ``scorer`` (at most
+        ``recommend.search_moves`` moves scored per round, ``recommend.search_rounds`` rounds).
+        """
         from ..recommend import Candidate, improve_partition, partition_key
 
-        seen = {partition_key(c.groups) for c in candidates}
-        extra = []
-        for c in candidates:
-            if c.kind != "groups" or not self.run.method.has_affinity:
-                continue
-            groups, moves = improve_partition(scorer, c.groups)
-            if moves and partition_key(groups) not in seen:
-                seen.add(partition_key(groups))
-                name = f"{len(groups)} groups, refined"
-                source = f"{moves} single-task moves from {c.name} on the surrogate score"
-                extra.append(Candidate(name, "groups", groups, source=source))
-        return extra
+        grouped = [c for c in candidates if c.kind == "groups" and c.predicted is not None]
+        if not grouped or not self.run.method.has_affinity:
+            return []
+        rc = self.run.config.recommend
+        start = max(grouped, key=lambda c: c.predicted)
+        proposer = self._surrogate() if scorer is not self._surrogate_scorer else None
+        groups, moves = improve_partition(
+            scorer,
+            start.groups,
+            proposer=proposer,
+            moves_per_round=rc.search_moves,
+            max_rounds=rc.search_rounds,
+            metric="auc",
+        )
+        if not moves or partition_key(groups) in {partition_key(c.groups) for c in candidates}:
+            return []
+        source = f"{moves} single-task moves from {start.name}"
+        return [Candidate(f"{len(groups)} groups, refined", "groups", groups, source=source)]
 
     # ------------------------------------------------------------------ scores
     def _surrogate(self) -> Any:
@@ -182,52 +195,55 @@ class GroupsStage(Stage):
                 auc[~np.isfinite(auc)] = np.nan
             c.predicted = float(base_auc + np.nanmean(auc - ref))
 
-    def _validation_auc(self, candidate: Any) -> float:
-        """Validation macro ROC-AUC of the candidate's models trained with the run's seed."""
+    def _validate(self, candidate: Any) -> None:
+        """Train the candidate with the run's seed; set its validation ROC-AUC (macro, per task)."""
         from ..metrics import Evaluator
         from ._models import fit_candidate
 
         run = self.run
         logits, _ = fit_candidate(run, candidate, "select", run.config.seed)
-        return float(Evaluator().evaluate(run.data.y, logits, run.data.val_mask)["macro_auc"])
+        out = Evaluator().evaluate(run.data.y, logits, run.data.val_mask)
+        candidate.validation = float(out["macro_auc"])
+        candidate.validation_tasks = [None if np.isnan(v) else float(v) for v in out["auc"]]
 
     def _scorer(self) -> Any:
-        """The cheap scorer of the configuration (``None`` when none applies)."""
+        """The cheap scorer of the configuration: probes or surrogates."""
         from ..recommend import ProbeScorer
 
         run, rc = self.run, self.run.config.recommend
         if rc.score == "probe":
-            if rc.select != "predicted":
-                return None  # the sweep trains every candidate: no probes needed
             base = run.base_model()
             return ProbeScorer(run.data, run.inputs, base, run.config.train, rc.probe_epochs)
         return self._surrogate()
 
     def compute(self) -> Any:
-        """Build, score and confirm the candidates; save ``groups.json``.
+        """Build and score the candidates, train the ones to confirm; save ``groups.json``.
 
-        Predicted scores are computed in both modes when they are cheap (surrogates), so the
-        exhaustive sweep also reports how well they rank the trained candidates.
+        Every candidate gets a predicted score in both modes, so the exhaustive sweep also
+        reports how well the cheap score ranks the trained candidates.
         """
         from ..recommend import choose_candidate
 
-        run, rc = self.run, self.run.config.recommend
+        rc = self.run.config.recommend
         start = time.perf_counter()
         candidates = self.candidates()
-        if rc.search and run.method.has_affinity:
-            candidates += self._refine(candidates, self._surrogate())
         one = candidates[0]
-        one.validation = self._validation_auc(one)
+        self._validate(one)
         scorer = self._scorer()
-        if scorer is not None:
+        with self.run.timed("predict"):
             self._predict(candidates, scorer, one.validation)
+        if rc.search:
+            with self.run.timed("search"):
+                refined = self._refine(candidates, scorer)
+                self._predict(refined, scorer, one.validation)
+            candidates += refined
         to_train = candidates
         if rc.select == "predicted":
             ranked = sorted(candidates[1:], key=lambda c: -c.predicted)
             to_train = [one, *ranked[: rc.confirm]]
         for c in to_train:
             if c.validation is None:
-                c.validation = self._validation_auc(c)
+                self._validate(c)
         chosen = choose_candidate(candidates, rc.tolerance)
         self._candidates, self._chosen = candidates, chosen
         self._save(candidates, chosen, time.perf_counter() - start)
@@ -246,8 +262,8 @@ class GroupsStage(Stage):
             "grouping": cfg.grouping,
             "method": cfg.method,
             "select": cfg.recommend.select,
-            "criterion": "validation macro ROC-AUC, cheapest within "
-            f"{cfg.recommend.tolerance:g} of the best",
+            "criterion": "validation macro ROC-AUC: the cheapest candidate within "
+            f"{cfg.recommend.tolerance:g} plus one standard error (paired over tasks) of the best",
             "candidates": [c.to_dict() for c in candidates],
             "spearman_predicted_vs_validation": rho,
             "seconds": seconds,
@@ -264,7 +280,11 @@ class GroupsStage(Stage):
         self.run.timings["groups"] = info.get("seconds", 0.0)
         keys = ("name", "kind", "groups", "predicted", "validation", "source")
         self._candidates = [
-            Candidate(**{k: c[k] for k in keys}, selected=c.get("selected_groups"))
+            Candidate(
+                **{k: c[k] for k in keys},
+                selected=c.get("selected_groups"),
+                validation_tasks=c.get("validation_tasks"),
+            )
             for c in info["candidates"]
         ]
         rec = info["recommended"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,16 +58,14 @@ class ModelCache:
                     return torch.from_numpy(z["logits"])
             except GraphtagError:
                 log.warning("model checkpoint %s is corrupt; retraining", path)
-        start = time.perf_counter()
-        logits = compute()
-        name = f"train_{self.block}"
-        run.timings[name] = run.timings.get(name, 0.0) + time.perf_counter() - start
+        with run.timed(f"train_{self.block}"):
+            logits = compute()
         save_npz(path, {"logits": logits, "key": np.array(digest)})
         return logits
 
 
 def one_model(run: Any, seed: int) -> nn.Module:
-    """One model for all tasks trained with ``seed`` (the base model for the run's seed).
+    """The base recipe's model for all tasks trained with ``seed`` (the run's base model).
 
     Other seeds' models are saved under ``DIR/models/`` (weights), since warm-started group
     models of that seed start from them.
@@ -101,10 +98,15 @@ def _init(run: Any, seed: int) -> tuple[nn.Module | None, str | None]:
 
 
 def fit_partition(run: Any, groups: Sequence[Sequence[int]], block: str, seed: int) -> Tensor:
-    """Logits ``[N, T]`` of one model per group trained with ``seed`` (cached)."""
+    """Logits ``[N, T]`` of one model per group trained with ``seed`` (cached).
+
+    Every group model is trained with the run's group recipe; from scratch, one model for all
+    tasks is the base model of that seed itself.
+    """
     from ..grouping import fit_groups
 
-    if len(groups) == 1 and len(groups[0]) == run.num_tasks:  # one model for all tasks
+    everything = len(groups) == 1 and len(groups[0]) == run.num_tasks
+    if everything and run.config.recommend.group_init == "scratch":
         if seed == run.config.seed:
             return run.base_logits()
         from ..training import predict

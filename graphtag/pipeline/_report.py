@@ -84,8 +84,8 @@ def _verdict(rec: Any, metrics: dict[str, dict[str, Any]]) -> str:
     text = f"{recommendation_text(rec)}: test macro AUC {auc['recommended']:.4f}"
     if rec.kind != "one":
         text += f" vs one model {auc['mtl_all']:.4f} ({auc['recommended'] - auc['mtl_all']:+.4f})"
-    others = [f"{BLOCK_NAMES[n]} {auc[n]:.4f}" for n in ("random_groups", "single_task")]
-    others = [o for o, n in zip(others, ("random_groups", "single_task")) if auc.get(n)]
+    names = [n for n in ("random_groups", "single_task") if auc.get(n) is not None]
+    others = [f"{BLOCK_NAMES[n]} {auc[n]:.4f}" for n in names]
     return text + (f"; {', '.join(others)}" if others else "")
 
 

@@ -86,6 +86,7 @@ class Run:
         self.memory_estimate: Any = None
         self._values: dict[str, Any] = {}
         self._computed: set[str] = set()
+        self._inner: list[float] = []  # seconds of nested timed blocks, per open block
         self._stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES}
 
     # ------------------------------------------------------------------ runner
@@ -143,12 +144,21 @@ class Run:
 
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        """Add the block's wall-clock seconds to ``timings[name]``; release freed memory."""
+        """Add the block's own wall-clock seconds to ``timings[name]``; release freed memory.
+
+        Blocks nest (a stage computes the stages it needs): time spent in an inner block counts
+        for the inner one only, so the timings add up to the run's wall time.
+        """
         start = time.perf_counter()
+        self._inner.append(0.0)
         try:
             yield
         finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            own = elapsed - self._inner.pop()
+            if self._inner:
+                self._inner[-1] += elapsed
+            self.timings[name] = self.timings.get(name, 0.0) + own
             release_memory()  # hand the stage's freed temporaries back to the OS
 
     # ------------------------------------------------------------------ stage values

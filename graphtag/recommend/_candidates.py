@@ -42,6 +42,8 @@ class Candidate:
         predicted: Cheap predicted validation macro ROC-AUC (``None`` until scored).
         validation: Validation macro ROC-AUC of the trained models (``None`` until trained).
         source: How the candidate was made (``"sdp k=3"``, ``"local search from 3 groups"``).
+        validation_tasks: Per-task validation ROC-AUC ``[T]`` of the trained models (``None``
+            where undefined), for the paired comparison of :func:`choose_candidate`.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Candidate:
     predicted: float | None = None
     validation: float | None = None
     source: str = ""
+    validation_tasks: list[float | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,6 +83,8 @@ class Candidate:
         }
         if self.selected is not None:
             out["selected_groups"] = self.selected
+        if self.validation_tasks is not None:
+            out["validation_tasks"] = self.validation_tasks
         return {**out, **self.extra}
 
 
@@ -87,11 +92,30 @@ def _cost(c: Candidate) -> tuple[int, int]:
     return (c.num_models, KINDS.index(c.kind))
 
 
-def choose_candidate(candidates: Sequence[Candidate], tolerance: float) -> Candidate:
-    """The cheapest candidate whose validation score is within ``tolerance`` of the best.
+def _gap(best: Candidate, other: Candidate) -> tuple[float, float]:
+    """Mean and standard error of the per-task validation gap ``best - other`` (paired)."""
+    import numpy as np
 
-    Only trained candidates (``validation`` set and finite) compete; cost is the number of
-    models (then the kind order). A finer split must earn its extra models.
+    if best.validation_tasks is None or other.validation_tasks is None:
+        return float(best.validation) - float(other.validation), 0.0  # type: ignore[arg-type]
+    def values(c: Candidate) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in c.validation_tasks or []], float)
+
+    d = values(best) - values(other)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float(d.mean()) if d.size else 0.0, 0.0
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+
+def choose_candidate(candidates: Sequence[Candidate], tolerance: float) -> Candidate:
+    """The cheapest trained candidate not clearly worse than the best on validation.
+
+    A candidate qualifies when its macro ROC-AUC gap to the best candidate is at most
+    ``tolerance`` plus one standard error of the paired per-task gap (the one-standard-error
+    rule of model selection: differences within the noise of the validation labels do not
+    justify more models). Only trained candidates (``validation`` set and finite) compete; cost
+    is the number of models, then the kind order.
 
     Raises:
         GraphtagError: When no candidate has a finite validation score.
@@ -113,6 +137,10 @@ def choose_candidate(candidates: Sequence[Candidate], tolerance: float) -> Candi
             "cannot recommend a configuration: validation ROC-AUC is undefined for every "
             "candidate (no task has both classes among its validation nodes)"
         )
-    best = max(c.validation for c in scored)  # type: ignore[type-var]
-    close = [c for c in scored if c.validation >= best - tolerance]  # type: ignore[operator]
+    best = max(scored, key=lambda c: c.validation)  # type: ignore[arg-type, return-value]
+    close = []
+    for c in scored:
+        gap, se = _gap(best, c)
+        if gap <= tolerance + se:
+            close.append(c)
     return min(close, key=_cost)

@@ -396,10 +396,11 @@ def reference_auto_k(driver, tmp_path_factory):
 
 
 AUTO_K = [a if a != "2" or TINY[i - 1] != "--num-groups" else "auto" for i, a in enumerate(TINY)]
+AUTO_K += ["--select", "validation"]
 
 
 def test_kill_and_resume_while_choosing_k(driver, reference_auto_k, tmp_path):
-    """``--num-groups auto`` trains one model per group of each candidate k: killed mid-way."""
+    """The validation sweep trains one model per group of every candidate: killed mid-way."""
     assert AUTO_K != TINY
     out = tmp_path / "run"
     keep = _kill_and_resume(driver, out, AUTO_K, "write:models/*.npz@4")
@@ -449,7 +450,8 @@ def test_changed_num_groups_recomputes_only_groups(driver, reference, tmp_path):
     assert _identity(upstream) == before
     assert all(v != groups_before[p] for p, v in _identity(set(groups_before)).items())
     rep = json.loads((out / "report.json").read_text())
-    assert len(rep["groups"]) == 3
+    kinds = [(c["kind"], c["num_models"]) for c in rep["candidates"]]
+    assert ("groups", 3) in kinds and ("groups", 2) not in kinds  # the new k's candidates
     assert "affinity" in rep["reused_stages"] and "groups" not in rep["reused_stages"]
     assert "groups: configuration or inputs changed; recomputing" in rep["warnings"]
     assert np.array_equal(np.load(out / "affinity.npy"), np.load(reference / "affinity.npy"))

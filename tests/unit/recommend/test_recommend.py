@@ -77,3 +77,34 @@ def test_probe_scores_never_below_the_base_model_on_validation():
             assert auc[g].mean() >= base_auc[g].mean() - 1e-12
     with pytest.raises(GraphtagError, match="probe epochs must be a positive integer"):
         ProbeScorer(data, inputs, base, config, epochs=0)
+
+
+def test_proposer_limits_the_scored_moves_and_still_finds_the_planted_groups():
+    feats = make_synthetic_features(num_tasks=6, num_groups=2, seed=1)
+
+    class Counting(SurrogateScorer):
+        def _score_groups(self, groups):
+            self.scored = getattr(self, "scored", 0) + len(groups)
+            return super()._score_groups(groups)
+
+    full, cheap = Counting(feats, l2=0.1), SurrogateScorer(feats, l2=0.3)
+    groups, moves = improve_partition(full, [[0, 3, 4], [1, 2, 5]])
+    limited = Counting(feats, l2=0.1)
+    got, _ = improve_partition(limited, [[0, 3, 4], [1, 2, 5]], proposer=cheap, moves_per_round=2)
+    assert got == groups == [[0, 1, 2], [3, 4, 5]]
+    assert limited.scored < full.scored  # only the proposed moves' groups were scored
+
+
+def test_one_standard_error_rule_uses_the_paired_per_task_gap():
+    noisy = [0.70, 0.90, 0.60, 0.80]  # the best candidate's per-task scores
+    one = Candidate("one model", "one", [[0, 1, 2, 3]])
+    one.validation_tasks = [0.71, 0.87, 0.61, 0.79]  # gap 0.0075, but scattered per task
+    one.validation = float(np.mean(one.validation_tasks))
+    two = Candidate("2 groups", "groups", [[0, 1], [2, 3]], validation_tasks=noisy)
+    two.validation = float(np.mean(noisy))
+    assert choose_candidate([one, two], 0.001).name == "one model"  # within one SE
+    one.validation_tasks = [0.69, 0.89, 0.59, 0.79]  # the same 0.01 gap on every task
+    one.validation = float(np.mean(one.validation_tasks))
+    assert choose_candidate([one, two], 0.001).name == "2 groups"
+    one.validation_tasks[1] = None  # undefined tasks are left out of the pair
+    assert choose_candidate([one, two], 0.001).name == "2 groups"
