@@ -76,7 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in args.methods if m not in METHODS] + [m for m in args.modes if m not in MODES]
     if bad or not args.methods or not args.modes:
-        p.error(f"unknown or missing --methods/--modes: {bad}")
+        p.error(
+            f"--methods/--modes: unknown {bad or 'empty list'}; methods are {', '.join(METHODS)}"
+        )
     if args.smoke:
         args.dataset = SMOKE_DATASET if args.dataset == "synthetic" else args.dataset
         args.seeds, args.epochs, args.hidden_channels = 2, 5, 16
@@ -222,10 +224,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     name = args.dataset.split(":")[0]
     out = args.out or Path(__file__).resolve().parent / "results" / "compare" / name
+    from graphtag.data import load_dataset
+
+    num_tasks = int(load_dataset(args.dataset, seed=args.seed).y.size(1))
     notes: list[str] = []
     results: dict[tuple[str, str], dict[str, Any]] = {}
     base: Path | None = None
     for method in args.methods:
+        if method == "pairwise" and num_tasks > args.max_pairwise_tasks:
+            notes.append(
+                f"pairwise skipped: {num_tasks} tasks > --max-pairwise-tasks "
+                f"{args.max_pairwise_tasks} (it fine-tunes {num_tasks * (num_tasks + 1) // 2} "
+                "models)"
+            )
+            print(f"compare_methods: {notes[-1]}", file=sys.stderr)
+            continue
         for mode in args.modes:
             run_dir = out / (method if mode == "predicted" else f"{method}-{mode}")
             if base is not None:

@@ -1,4 +1,4 @@
-"""`graphtag run --grouping tag-selection`: TAG's network selection, served by validation."""
+"""`graphtag run --grouping tag-selection`: TAG's network selections as candidates."""
 
 import json
 
@@ -9,16 +9,18 @@ from graphtag._utils import resolve_device
 from graphtag.baselines import select_groups
 from graphtag.cli import main
 from graphtag.data import load_dataset
-from graphtag.grouping import evaluate_logits, fit_selected_groups
+from graphtag.grouping import fit_selected_groups
 from graphtag.metrics import Evaluator
 from graphtag.models import prepare_inputs
-from graphtag.training import TrainConfig
+from graphtag.training import TrainConfig, fit_model
 
-SPEC = "synthetic:num_nodes=400,num_tasks=5,num_groups=2,seed=0"
-TINY = ["--epochs", "8", "--hidden-channels", "16", "--num-seeds", "1", "--quiet"]
+# Width 8: the planted groups interfere, so a selection beats one model on validation.
+SPEC = "synthetic:num_nodes=600,num_tasks=5,num_groups=2,seed=0"
+TINY = ["--epochs", "30", "--hidden-channels", "8", "--num-seeds", "1", "--quiet"]
+CONFIG = TrainConfig(model="sign", device="auto", epochs=30, hidden_channels=8)
 
 
-def _args(out, num_groups="2"):
+def _args(out, num_groups="2", *extra):
     return [
         "run",
         "--dataset",
@@ -31,7 +33,10 @@ def _args(out, num_groups="2"):
         "tag-selection",
         "--num-groups",
         num_groups,
+        "--single-task",
+        "off",
         *TINY,
+        *extra,
     ]
 
 
@@ -42,33 +47,35 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_selected_groups_are_tag_network_selection_of_the_affinity(run_dir):
-    report = json.loads((run_dir / "report.json").read_text())
-    info = json.loads((run_dir / "groups.json").read_text())
-    assert report["grouping"] == "tag-selection" and report["method"] == "tag"
-    affinity = np.load(run_dir / "affinity.npy")
-    want = select_groups(affinity, max_groups=2)
-    assert report["selected_groups"] == info["selected_groups"] == want.groups
-    assert info["selection"]["method"] == "exact" and info["selection"]["max_groups"] == 2
-    assert info["selection"]["score"] == pytest.approx(want.score)
-    assert 1 <= len(want.groups) <= 2 and all(len(g) >= 2 for g in want.groups)
-
-
-def test_each_task_is_served_by_its_best_validation_group(run_dir):
-    report = json.loads((run_dir / "report.json").read_text())
-    selected = report["selected_groups"]
-    # The CLI's recipe, rebuilt: the same models (seed 0) and the same validation choice.
+def _selection_validation(selected):
+    """The CLI's recipe rebuilt: warm-started from the base model, seed 0."""
     data = load_dataset(SPEC, seed=0)
-    config = TrainConfig(model="sign", device="auto", epochs=8, hidden_channels=16)
-    inputs = prepare_inputs(data, config.model_config, resolve_device("auto"))
-    res = fit_selected_groups(data, inputs, selected, config, seed=0)
+    inputs = prepare_inputs(data, CONFIG.model_config, resolve_device("auto"))
+    base = fit_model(data, inputs, None, CONFIG, seed=0).model
+    res = fit_selected_groups(data, inputs, selected, CONFIG, seed=0, init=base)
+    return data, res, Evaluator().evaluate(data.y, res.logits, data.val_mask)["macro_auc"]
+
+
+def test_selection_candidate_is_tag_network_selection_of_the_affinity(run_dir):
+    info = json.loads((run_dir / "groups.json").read_text())
+    assert info["grouping"] == "tag-selection" and info["method"] == "tag"
+    (cand,) = [c for c in info["candidates"] if c["kind"] == "selection"]
+    want = select_groups(np.load(run_dir / "affinity.npy"), max_groups=2)
+    assert cand["selected_groups"] == want.groups and cand["num_models"] == len(want.groups)
+    assert 1 <= len(want.groups) <= 2 and all(len(g) >= 2 for g in want.groups)
+    # the partition puts each task in its best selected group by the affinity
+    assert sorted(t for g in cand["groups"] for t in g) == list(range(5))
+
+
+def test_recommended_selection_serves_each_task_by_its_best_validation_group(run_dir):
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["recommended"]["kind"] == "selection", report["recommendation"]
+    selected = report["selected_groups"]
+    data, res, val = _selection_validation(selected)
+    assert report["recommended"]["validation"] == pytest.approx(float(val), abs=1e-12)
     assert report["assignment_by_seed"] == {"0": res.assignment}
-    assert report["groups"] == res.partition()  # each task in the group that serves it
-    assert sorted(t for g in report["groups"] for t in g) == list(range(5))
-    for row in report["per_group"]:
-        assert row["model_tasks"] in selected and set(row["tasks"]) <= set(row["model_tasks"])
-    want = evaluate_logits(data, res.logits)["metrics"]["macro_auc"]
-    assert report["metrics"]["grouped"]["macro_auc"] == pytest.approx(want, abs=1e-12)
+    want = Evaluator().evaluate(data.y, res.logits, data.test_mask)["macro_auc"]
+    assert report["metrics"]["recommended"]["macro_auc"] == pytest.approx(want, abs=1e-12)
 
 
 def test_rerun_reuses_groups_and_models(run_dir):
@@ -78,25 +85,21 @@ def test_rerun_reuses_groups_and_models(run_dir):
     after = json.loads((run_dir / "report.json").read_text())
     assert "groups" in after["reused_stages"]
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "models").iterdir()} == models
-    for key in ("groups", "selected_groups", "assignment_by_seed", "metrics"):
+    for key in ("groups", "selected_groups", "assignment_by_seed", "metrics", "candidates"):
         assert after[key] == before[key], key
 
 
-def test_auto_budget_is_chosen_on_validation(tmp_path):
+def test_auto_budgets_are_candidates_and_the_sweep_trains_them(tmp_path):
     out = tmp_path / "auto"
-    assert main(_args(out, "auto")) == 0
+    assert main(_args(out, "auto", "--select", "validation")) == 0
     info = json.loads((out / "groups.json").read_text())
-    scores = {int(k): v for k, v in info["auto_scores"].items()}
-    assert sorted(scores) == [2, 3, 4]
-    k = info["num_groups"]
-    assert k in scores
-    want = select_groups(np.load(out / "affinity.npy"), max_groups=k)
-    report = json.loads((out / "report.json").read_text())
-    assert report["selected_groups"] == info["selected_groups"] == want.groups
-    # Each budget is scored by its selected groups' models, each task served by validation.
-    data = load_dataset(SPEC, seed=0)
-    config = TrainConfig(model="sign", device="auto", epochs=8, hidden_channels=16)
-    inputs = prepare_inputs(data, config.model_config, resolve_device("auto"))
-    res = fit_selected_groups(data, inputs, want.groups, config, seed=0)
-    val = Evaluator().evaluate(data.y, res.logits, data.val_mask)["macro_auc"]
-    assert scores[k] == pytest.approx(float(val), abs=1e-12)
+    sel = [c for c in info["candidates"] if c["kind"] == "selection"]
+    assert [c["source"] for c in sel] == ["k=2", "k=3", "k=4"]
+    affinity = np.load(out / "affinity.npy")
+    for k, c in zip((2, 3, 4), sel):
+        assert c["selected_groups"] == select_groups(affinity, max_groups=k).groups
+        assert c["validation"] is not None and c["predicted"] is not None
+    best = max(sel, key=lambda c: c["validation"])
+    assert best["validation"] == pytest.approx(
+        float(_selection_validation(best["selected_groups"])[2]), abs=1e-12
+    )
