@@ -114,33 +114,22 @@ def fit_partition(run: Any, groups: Sequence[Sequence[int]], block: str, seed: i
         batch = run.config.train.eval_batch_size
         compute = lambda: predict(one_model(run, seed), run.inputs, batch_size=batch)  # noqa: E731
         return ModelCache(run, "mtl_all", seed)(list(range(run.num_tasks)), compute)
-    init, name = _init(run, seed)
-    return fit_groups(
-        run.data,
-        run.inputs,
-        groups,
-        run.config.train,
-        seed=seed,
-        init=init,
-        cache=ModelCache(run, block, seed, name),
-        progress=run.progress,
-    )
+    return _fit(run, fit_groups, groups, block, seed)
 
 
 def fit_selection(run: Any, selected: Sequence[Sequence[int]], block: str, seed: int) -> Any:
     """One model per selected (overlapping) group; each task served by its best on validation."""
     from ..grouping import fit_selected_groups
 
+    return _fit(run, fit_selected_groups, selected, block, seed)
+
+
+def _fit(run: Any, fn: Callable[..., Any], groups: Any, block: str, seed: int) -> Any:
+    """``fn`` (``fit_groups`` or ``fit_selected_groups``) with the run's recipe and cache."""
     init, name = _init(run, seed)
-    return fit_selected_groups(
-        run.data,
-        run.inputs,
-        selected,
-        run.config.train,
-        seed=seed,
-        init=init,
-        cache=ModelCache(run, block, seed, name),
-    )
+    cache = ModelCache(run, block, seed, name)
+    data, inputs, config = run.data, run.inputs, run.config.train
+    return fn(data, inputs, groups, config, seed=seed, init=init, cache=cache, progress=False)
 
 
 def fit_candidate(run: Any, candidate: Any, block: str, seed: int) -> tuple[Tensor, Any]:
