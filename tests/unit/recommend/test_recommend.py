@@ -88,7 +88,7 @@ def test_proposer_limits_the_scored_moves_and_still_finds_the_planted_groups():
             return super()._score_groups(groups)
 
     full, cheap = Counting(feats, l2=0.1), SurrogateScorer(feats, l2=0.3)
-    groups, moves = improve_partition(full, [[0, 3, 4], [1, 2, 5]])
+    groups, _ = improve_partition(full, [[0, 3, 4], [1, 2, 5]])
     limited = Counting(feats, l2=0.1)
     got, _ = improve_partition(limited, [[0, 3, 4], [1, 2, 5]], proposer=cheap, moves_per_round=2)
     assert got == groups == [[0, 1, 2], [3, 4, 5]]
