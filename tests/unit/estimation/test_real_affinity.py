@@ -97,9 +97,9 @@ def test_real_subset_losses_layout_and_seeds(context, monkeypatch) -> None:
 
 
 def hand_affinity_toy() -> np.ndarray:
-    # docs/algorithms.md §5 by hand with subsets of size 2: task i is in the 3 subsets {i, j},
-    # j != i,
-    # with scores -PAIR_LOSS[i, j]; standardised within i; A[i, j] = that standardised score
+    # docs/algorithms.md §5 by hand with subsets of size 2: task i is in the 3 subsets {i, j}
+    # (j != i) with scores -PAIR_LOSS[i, j]; standardised within i; A[i, j] = that standardised
+    # score
     # (the only subset holding both); zero diagonal. Population std (ddof=0).
     # Row 0: losses 1, 2, 3 -> centred scores 1, 0, -1, std sqrt(2/3) -> z = +-sqrt(1.5), 0.
     # Row 1: losses .5, .5, .8 -> centred .1, .1, -.2, std sqrt(.02) -> 1/sqrt2, 1/sqrt2, -sqrt2.
