@@ -97,7 +97,7 @@ def _integral_edges(values: np.ndarray, num_nodes: int, path: Path, skip: int) -
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise DataFormatError(
-            f"node id {ends[row, col]!r} is not an integer in [0, {num_nodes}); node ids are "
+            f"node id {ends[row, col]:g} is not an integer in [0, {num_nodes}); node ids are "
             f"0-based line numbers of the label file ({num_nodes} nodes)",
             path=path,
             line=row + 1 + skip,
@@ -111,7 +111,7 @@ def _labels(values: np.ndarray, path: Path, skip: int, names: Sequence[str]) -> 
     if bad.any():
         node, task = (int(v) for v in np.argwhere(bad)[0])
         raise DataFormatError(
-            f"label of node {node}, task {task} ({names[task]}) is {values[node, task]!r}; "
+            f"label of node {node}, task {task} ({names[task]}) is {float(values[node, task])!r}; "
             "labels must be 0 or 1",
             path=path,
             line=None if skip < 0 else node + 1 + skip,
@@ -141,7 +141,7 @@ def _build(
         if not finite.all():
             node, col = (int(v) for v in np.argwhere(~finite)[0])
             raise GraphtagError(
-                f"{name}: node attribute of node {node}, column {col} is {x[node, col]!r}; "
+                f"{name}: node attribute of node {node}, column {col} is {float(x[node, col])!r}; "
                 "attributes must be finite numbers"
             )
     return build_multilabel_graph(
@@ -265,6 +265,13 @@ def load_npz(
     """
     path = Path(path)
     require_file(path, "npz")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise DataFormatError(
+                "not a NumPy .npz archive (np.savez / np.savez_compressed / "
+                "graphtag.data.save_graph write one)",
+                path=path,
+            )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
