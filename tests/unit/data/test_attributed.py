@@ -170,7 +170,7 @@ def test_from_pyg_uses_attributes_and_leaves_data_alone():
     [
         (
             {"y": torch.tensor([0, 1, 2, 0, 1, 2])},
-            r"data.y must be a multi-label .*one_hot\(data.y\)",
+            r"must be a multi-label .*one_hot\(data.y\)",
         ),
         ({"edge_index": torch.zeros(3, 2, dtype=torch.long)}, r"edge_index must be an int64"),
         ({"edge_index": torch.zeros(2, 2)}, r"edge_index must hold integer ids"),

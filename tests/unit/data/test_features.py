@@ -85,7 +85,7 @@ def test_record_changes_with_every_ingredient():
     [
         (
             {"features": "pca"},
-            r"unknown feature recipe features='pca'; choose one of auto, given, ",
+            r"unknown feature recipe features='pca'; choose one of auto, given,",
         ),
         ({"features": "given+pca"}, r"unknown feature recipe"),
         ({"features": "both+prone"}, r"unknown feature recipe"),
