@@ -112,16 +112,17 @@ def _factorisation(adj: _Adjacency, dim: int, seed: int, power_iters: int) -> Te
     return torch.nn.functional.normalize(u, dim=1)
 
 
+def _bessel_i(k: int, x: float, terms: int = 40) -> float:
+    """Modified Bessel function ``I_k(x) = Σ_m (x/2)^(2m+k) / (m! (m+k)!)`` (series)."""
+    return sum(
+        math.exp((2 * m + k) * math.log(x / 2) - math.lgamma(m + 1) - math.lgamma(m + k + 1))
+        for m in range(terms)
+    )
+
+
 def _chebyshev_coefficients(theta: float, order: int) -> list[float]:
     """``c_k`` with ``exp(-θ t) ≈ Σ_{k<order} c_k T_k(t)`` on ``[-1, 1]``."""
-    import scipy.special
-
-    return [
-        float(scipy.special.iv(0, theta))
-        if k == 0
-        else float(2 * (-1) ** k * scipy.special.iv(k, theta))
-        for k in range(order)
-    ]
+    return [(1.0 if k == 0 else 2.0 * (-1) ** k) * _bessel_i(k, theta) for k in range(order)]
 
 
 def _propagation(adj: _Adjacency, emb: Tensor, order: int, mu: float, theta: float) -> Tensor:

@@ -90,7 +90,7 @@ def build_multilabel_graph(
     x: Tensor | None = None,
     task_names: Sequence[str] | None = None,
     seed: int = 0,
-    features: str = "auto",
+    features: str | None = None,
     feature_dim: int | None = None,
     meta: dict[str, Any] | None = None,
     masks: tuple[Tensor, Tensor, Tensor] | None = None,
@@ -106,8 +106,9 @@ def build_multilabel_graph(
         task_names: ``T`` names (default ``"task_0"``, ...).
         seed: Seed of the per-task split and of the embedding.
         features: Feature recipe (:func:`~graphtag.data.node_features`): ``"auto"`` (an
-            embedding, concatenated with ``x`` when given), ``"given"``, ``"prone"``,
-            ``"structural"``, ``"given+prone"``, ...
+            embedding, concatenated with ``x`` when given: what the dataset loaders use),
+            ``"given"``, ``"prone"``, ``"structural"``, ``"given+prone"``, ... ``None`` (the
+            default): ``x`` as given when given, else ``"auto"``.
         feature_dim: Width of the embedding (default: the method's).
         meta: Extra provenance to keep in ``data.meta``.
         masks: Optional official ``(train, val, test)`` boolean masks ``[N, T]`` (or ``[N]``,
@@ -151,8 +152,9 @@ def build_multilabel_graph(
             f"{name}: features must have shape [N={num_nodes}, F], got {tuple(x.shape)}"
         )
     try:
+        recipe = features if features is not None else ("auto" if x is None else "given")
         x, info["features"] = node_features(
-            ei, num_nodes, features=features, given=x, dim=feature_dim, seed=seed
+            ei, num_nodes, features=recipe, given=x, dim=feature_dim, seed=seed
         )
     except GraphtagError as exc:
         raise GraphtagError(f"{name}: {exc}") from None

@@ -29,7 +29,8 @@ class TrainConfig:
         hidden_channels: Hidden width.
         num_hops: SIGN propagation steps ``K``.
         num_layers: Message-passing depth.
-        dropout: Dropout probability.
+        dropout: Dropout probability of hidden layers.
+        input_dropout: SIGN only: dropout probability of the input hop features.
         lr: Adam learning rate.
         weight_decay: Adam (L2) weight decay.
         epochs: Maximum number of epochs (passes over the training nodes).
@@ -51,6 +52,7 @@ class TrainConfig:
     num_hops: int = 3
     num_layers: int = 2
     dropout: float = 0.5
+    input_dropout: float = 0.5
     lr: float = 0.01
     weight_decay: float = 0.0
     epochs: int = 100
@@ -88,6 +90,7 @@ class TrainConfig:
             num_hops=self.num_hops,
             num_layers=self.num_layers,
             dropout=self.dropout,
+            input_dropout=self.input_dropout,
         )
 
     @property
