@@ -81,7 +81,7 @@ def test_build_given_features_and_masks():
     train = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool)
     val = torch.tensor([0, 0, 1, 0, 0, 0], dtype=torch.bool)
     test = ~(train | val)
-    data = _toy(x=x, masks=(train, val, test), task_names=["a", "b"], features="given")
+    data = _toy(x=x, masks=(train, val, test), task_names=["a", "b"])  # x as given by default
     assert data.x.dtype == torch.float32 and torch.equal(data.x, x.float())
     assert data.train_mask.shape == (6, 2) and torch.equal(data.train_mask[:, 1], train)
     assert data.meta["split"] == "official" and data.task_names == ["a", "b"]
@@ -90,7 +90,7 @@ def test_build_given_features_and_masks():
 
 def test_build_auto_features_concatenate_attributes_and_embedding():
     x = torch.arange(12.0).reshape(6, 2)
-    data = _toy(x=x, feature_dim=3)
+    data = _toy(x=x, feature_dim=3, features="auto")
     assert data.x.shape == (6, 5)
     record = data.meta["features"]
     assert record["recipe"] == "given+prone" and record["given_dim"] == 2 and record["dim"] == 3
