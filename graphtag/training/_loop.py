@@ -325,7 +325,8 @@ def fit_model(
         inputs: From ``prepare_inputs(data, config.model_config, device)``; the model lives on
             ``inputs.device`` (``config.device``, unless ``"auto"``, must agree).
         tasks: Dataset task indices to train (``None``: all ``T``).
-        config: Model and optimisation settings.
+        config: Model and optimisation settings (``input_dropout=None`` is resolved for
+            ``data`` by :meth:`TrainConfig.for_data`).
         seed: Seed of initialisation, dropout and batching.
         init: Optional model to warm-start from (see above).
         select: ``"auc"`` or ``"loss"``.
@@ -363,6 +364,7 @@ def fit_model(
     start = time.perf_counter()
     if select not in SELECT:
         raise GraphtagError(f"select must be 'auc' or 'loss', got {select!r}")
+    config = config.for_data(data)  # input_dropout=None: decided by the node features
     _check_inputs(data, inputs, config)
     _check_finite_inputs(inputs, stage)
     num_tasks = int(data.y.size(1))
