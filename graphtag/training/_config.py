@@ -25,7 +25,7 @@ class TrainConfig:
     features hold a graph embedding, 0.5 on the input hop features (it hurt on the synthetic
     graph's generated features, so ``input_dropout=None`` resolves it per graph, see
     :meth:`for_data`), Adam with lr 0.01 and no weight decay on mini-batches of 1024 seeds, early
-    stopping after 15 epochs without improvement of the mean validation ROC-AUC. The study and
+    stopping after 10 epochs without improvement of the mean validation ROC-AUC. The study and
     its figures are in ``experiments/README.md`` ("Training defaults").
 
     Args:
@@ -64,7 +64,7 @@ class TrainConfig:
     lr: float = 0.01
     weight_decay: float = 0.0
     epochs: int = 100
-    patience: int = 15
+    patience: int = 10
     batch_size: int = 1024
     fanouts: tuple[int, ...] | None = None
     eval_every: int = 1
