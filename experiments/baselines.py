@@ -6,7 +6,8 @@ For each seed ``s`` in ``--seeds`` the dataset is loaded once, ``load_dataset(SP
 * ``graphtag all-in-one``: ``fit_model(data, inputs, None, TrainConfig(...), seed=s)`` on the
   dataset's default features (``data.meta["features"]``), the base model of ``graphtag run``;
 * ``single-task GNN``: one graphtag model per task, ``fit_model(data, inputs, [t], ...)``, with
-  the same recipe and inputs (``--single-task auto``: when ``T`` times the all-in-one model's
+  the same recipe and inputs (selected on validation loss for a task without both classes in
+  validation) (``--single-task auto``: when ``T`` times the all-in-one model's
   training time of the first seed fits ``--single-task-budget`` seconds);
 * ``LR: <embedding>``: one logistic regression per task on a node embedding of the graph alone
   (``--embedding``, default ProNE at the textbook width ``--embedding-dim 128``, seed ``s``);
@@ -177,8 +178,11 @@ def _graphtag_rows(data: Any, config: TrainConfig, seed: int, single: bool) -> d
     if single:
         start = time.perf_counter()
         logits = torch.empty_like(data.y)
+        positives = ((data.y > 0.5) & data.val_mask).sum(0)
+        two_classes = (positives > 0) & (positives < data.val_mask.sum(0))
         for t in range(data.y.size(1)):  # one model per task: the baseline itself
-            model = fit_model(data, inputs, [t], config, seed=seed).model
+            select = "auc" if bool(two_classes[t]) else "loss"  # AUC undefined: loss
+            model = fit_model(data, inputs, [t], config, seed=seed, select=select).model
             logits[:, t] = predict(model, inputs).squeeze(1)
         out["single-task GNN"] = (logits, time.perf_counter() - start)
     return out
