@@ -2,14 +2,16 @@
 
 Contract of a multi-label graph (every loader returns one):
 
-* ``x``: float32 ``[N, F]`` node features (structural features when the source has none);
+* ``x``: float32 ``[N, F]`` node features (see :mod:`graphtag.data._features`: the source's
+  attributes, a graph embedding, or both);
 * ``edge_index``: int64 ``[2, E]``, undirected (both directions), deduplicated, no self-loops;
 * ``y``: float32 ``[N, T]`` with values in {0, 1};
 * ``train_mask``, ``val_mask``, ``test_mask``: bool ``[N, T]``, disjoint, covering every node for
   every task (each task's positives and negatives split 20/20/60 separately);
 * ``task_names``: list of ``T`` strings; ``name``: dataset name;
 * ``meta``: dict with provenance and cleaning counts (``self_loops_removed``,
-  ``duplicate_edges_removed``, ``features``, ``split_seed``, ...);
+  ``duplicate_edges_removed``, ``split_seed``, ...) and ``features``, the resolved feature recipe
+  (:func:`~graphtag.data.node_features`);
 * ``planted_groups`` (synthetic data only): list of lists of task indices, a partition.
 """
 
@@ -24,7 +26,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..errors import GraphtagError
-from ._features import structural_features
+from ._features import node_features
 from ._splits import per_task_split
 
 __all__ = ["build_multilabel_graph", "check_multilabel_graph", "clean_edges", "task_warnings"]
@@ -88,7 +90,8 @@ def build_multilabel_graph(
     x: Tensor | None = None,
     task_names: Sequence[str] | None = None,
     seed: int = 0,
-    feature_dim: int = 64,
+    features: str | None = None,
+    feature_dim: int | None = None,
     meta: dict[str, Any] | None = None,
     masks: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> Data:
@@ -99,10 +102,14 @@ def build_multilabel_graph(
             allowed: they are cleaned and counted in ``meta``).
         y: ``[N, T]`` labels in {0, 1} (any numeric or bool dtype).
         name: Dataset name.
-        x: Optional ``[N, F]`` node features; structural features are computed when ``None``.
+        x: Optional ``[N, F]`` node attributes.
         task_names: ``T`` names (default ``"task_0"``, ...).
-        seed: Seed of the per-task split and of the structural features.
-        feature_dim: Width of the structural features.
+        seed: Seed of the per-task split and of the embedding.
+        features: Feature recipe (:func:`~graphtag.data.node_features`): ``"auto"`` (an
+            embedding, concatenated with ``x`` when given: what the dataset loaders use),
+            ``"given"``, ``"prone"``, ``"structural"``, ``"given+prone"``, ... ``None`` (the
+            default): ``x`` as given when given, else ``"auto"``.
+        feature_dim: Width of the embedding (default: the method's).
         meta: Extra provenance to keep in ``data.meta``.
         masks: Optional official ``(train, val, test)`` boolean masks ``[N, T]`` (or ``[N]``,
             broadcast to every task) used instead of the per-task random split.
@@ -140,16 +147,17 @@ def build_multilabel_graph(
     ei, counts = clean_edges(edge_index, num_nodes)
     info: dict[str, Any] = dict(meta or {})
     info.update(counts)
-    if x is None:
-        x = structural_features(ei, num_nodes, dim=feature_dim, seed=seed)
-        info.setdefault("features", f"structural (randomized range finder, dim={x.size(1)})")
-    else:
-        if x.dim() != 2 or x.size(0) != num_nodes:
-            raise GraphtagError(
-                f"{name}: features must have shape [N={num_nodes}, F], got {tuple(x.shape)}"
-            )
-        x = x.float()
-        info.setdefault("features", f"given (dim={x.size(1)})")
+    if x is not None and (x.dim() != 2 or x.size(0) != num_nodes):
+        raise GraphtagError(
+            f"{name}: features must have shape [N={num_nodes}, F], got {tuple(x.shape)}"
+        )
+    try:
+        recipe = features if features is not None else ("auto" if x is None else "given")
+        x, info["features"] = node_features(
+            ei, num_nodes, features=recipe, given=x, dim=feature_dim, seed=seed
+        )
+    except GraphtagError as exc:
+        raise GraphtagError(f"{name}: {exc}") from None
     if masks is None:
         train, val, test = per_task_split(y if yf is None else yf, seed=seed)
         info["split"] = "per-task stratified 20/20/60"

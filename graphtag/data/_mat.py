@@ -32,17 +32,26 @@ __all__ = ["load_mat"]
 _EXPECTED = "variables 'network' (N x N sparse adjacency) and 'group' (N x T sparse 0/1 labels)"
 
 
-def load_mat(path: Path, *, name: str, seed: int = 0) -> Data:
+def load_mat(
+    path: Path,
+    *,
+    name: str,
+    seed: int = 0,
+    features: str = "auto",
+    embedding_dim: int | None = None,
+) -> Data:
     """Load a MATLAB file with ``network`` and ``group`` matrices as a multi-label graph.
 
     Args:
         path: The ``.mat`` file.
         name: Dataset name stored in ``data.name``.
-        seed: Seed of the per-task split and of the structural features.
+        seed: Seed of the per-task split and of the embedding.
+        features: Feature recipe (:func:`~graphtag.data.node_features`).
+        embedding_dim: Embedding width (default: the method's).
 
     Returns:
         A multi-label graph with ``N`` nodes, ``T`` tasks (``group_0`` ... ``group_{T-1}``),
-        structural node features and the per-task 20/20/60 split.
+        node features of ``features`` and the per-task 20/20/60 split.
 
     Raises:
         DataFormatError: The file is missing, not a readable MATLAB v5/v7 file (truncated, HDF5
@@ -109,6 +118,8 @@ def load_mat(path: Path, *, name: str, seed: int = 0) -> Data:
         name=name,
         task_names=[f"group_{t}" for t in range(y.size(1))],
         seed=seed,
+        features=features,
+        feature_dim=embedding_dim,
         meta=meta,
     )
 

@@ -68,16 +68,26 @@ def ogbn_proteins_files(root: Path) -> dict[str, Path]:
     return out
 
 
-def load_ogbn_proteins(root: Path, *, seed: int = 0, download: bool = True) -> Data:
+def load_ogbn_proteins(
+    root: Path,
+    *,
+    seed: int = 0,
+    download: bool = True,
+    features: str = "auto",
+    embedding_dim: int | None = None,
+) -> Data:
     """Load ogbn-proteins (112 binary tasks, species split) as a multi-label graph.
 
     Args:
         root: Folder holding ``ogbn_proteins/`` (created by the download when missing).
-        seed: Recorded only: features and split are deterministic for this dataset.
+        seed: Seed of the embedding (the split is the official one).
         download: Download OGB's archive (about 216 MB) with ``ogb`` when files are missing.
+        features: Feature recipe (:func:`~graphtag.data.node_features`).
+        embedding_dim: Embedding width (default: the method's).
 
     Returns:
-        A multi-label graph: ``x`` ``[N, 8]`` mean incident edge features, ``y`` ``[N, T]``
+        A multi-label graph: ``x`` from the recipe (``given``: ``[N, 8]`` mean incident edge
+        features; ``auto`` adds the embedding), ``y`` ``[N, T]``
         (``T = 112`` for the real data), masks from the official species split for every task.
 
     Raises:
@@ -126,7 +136,7 @@ def load_ogbn_proteins(root: Path, *, seed: int = 0, download: bool = True) -> D
     species, counts = np.unique(arrays["species"], return_counts=True)
     meta: dict[str, Any] = {
         "source": f"OGB {OGB_NAME} raw files under {files[RAW_FILES[0]].parent.parent}",
-        "features": "mean of the 8 edge features over incident edges",
+        "attributes": "mean of the 8 edge features over incident edges",
         "split": "official species split (OGB), the same for every task",
         "species_counts": {int(s): int(c) for s, c in zip(species, counts)},
     }
@@ -137,6 +147,8 @@ def load_ogbn_proteins(root: Path, *, seed: int = 0, download: bool = True) -> D
         x=torch.from_numpy(arrays["x"]),
         task_names=[f"task_{t}" for t in range(num_tasks)],
         seed=seed,
+        features=features,
+        feature_dim=embedding_dim,
         meta=meta,
         masks=(masks[0], masks[1], masks[2]),
     )

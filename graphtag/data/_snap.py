@@ -61,6 +61,8 @@ def load_snap(
     name: str,
     seed: int = 0,
     cache: bool | None = None,
+    features: str = "auto",
+    embedding_dim: int | None = None,
 ) -> Data:
     r"""Load a SNAP edge list and community file as a multi-label graph.
 
@@ -70,13 +72,15 @@ def load_snap(
         num_tasks: Number of largest communities kept as tasks; ``None`` keeps all of them in
             file order. When the file has fewer communities, all are kept and a warning is issued.
         name: Dataset name stored in ``data.name``.
-        seed: Seed of the per-task split and of the structural features.
+        seed: Seed of the per-task split and of the embedding.
         cache: Cache the parsed arrays; ``None`` caches inputs of at least
             :data:`CACHE_MIN_BYTES`.
+        features: Feature recipe (:func:`~graphtag.data.node_features`).
+        embedding_dim: Embedding width (default: the method's).
 
     Returns:
         A multi-label graph with ``N`` = number of distinct members of the kept communities,
-        ``y[i, t] = 1`` iff node ``i`` belongs to community ``t``, structural node features and
+        ``y[i, t] = 1`` iff node ``i`` belongs to community ``t``, node features of ``features`` and
         the per-task 20/20/60 split. ``data.meta`` holds the original ids' range, the kept
         communities' sizes and file lines, and the cleaning counts. A kept community that
         holds every node of the induced subgraph (e.g. ``num_tasks=1``) has no negative node: it
@@ -183,6 +187,8 @@ def load_snap(
         name=name,
         task_names=[f"community_{i}" for i in task_index.tolist()],
         seed=seed,
+        features=features,
+        feature_dim=embedding_dim,
         meta=meta,
     )
 

@@ -90,6 +90,8 @@ SYNTHETIC_OPTIONS: tuple[str, ...] = (
     "prevalence",
     "spread",
     "seed",
+    "features",
+    "embedding_dim",
 )
 
 _OPTION_TYPES: dict[str, type] = {
@@ -106,6 +108,8 @@ _OPTION_TYPES: dict[str, type] = {
     "prevalence": float,
     "spread": float,
     "seed": int,
+    "features": str,
+    "embedding_dim": int,
 }
 
 MIN_NODES = 50
@@ -398,7 +402,7 @@ def _generate(
         "spread": spread,
         "generator_seed": seed,
         "task_prevalence": [round(float(p), 4) for p in task_prevalence],
-        "features": (
+        "attributes": (
             f"generated (dim={feature_dim}): per-group latent positions mixed into the columns "
             f"plus Gaussian noise (std {feature_noise}), standardised"
         ),
@@ -423,6 +427,8 @@ def make_multilabel_graph(
     seed: int = 0,
     split_seed: int | None = None,
     name: str = "synthetic",
+    features: str = "given",
+    embedding_dim: int | None = None,
 ) -> Data:
     """Generate a multi-label graph whose tasks form planted groups.
 
@@ -456,6 +462,11 @@ def make_multilabel_graph(
         seed: Seed of everything generated (graph, features, labels, groups).
         split_seed: Seed of the per-task 20/20/60 split (default: ``seed``).
         name: Dataset name.
+        features: Feature recipe (:func:`~graphtag.data.node_features`); the default
+            ``"given"`` keeps the generated features (``"auto"`` would add a graph embedding,
+            which reveals community identities that every task can use: see the module
+            docstring).
+        embedding_dim: Embedding width when ``features`` has one.
 
     Returns:
         A multi-label graph (contract: :mod:`graphtag.data._graph`) with ``planted_groups``
@@ -498,6 +509,8 @@ def make_multilabel_graph(
         name=name,
         x=raw.x,
         seed=int(seed) if split_seed is None else int(split_seed),
+        features=features,
+        feature_dim=embedding_dim,
         meta=raw.meta,
     )
     data.planted_groups = raw.groups

@@ -32,6 +32,7 @@ class ModelConfig:
         num_hops: SIGN only: number of propagation steps ``K`` (inputs have ``K + 1`` hops).
         num_layers: Message passing only: number of graph convolutions.
         dropout: Dropout probability of hidden layers, in ``[0, 1)``.
+        input_dropout: SIGN only: dropout probability of the input hop features, in ``[0, 1)``.
 
     Raises:
         GraphtagError: For an unknown name or an out-of-range value.
@@ -46,6 +47,7 @@ class ModelConfig:
     num_hops: int = 3
     num_layers: int = 2
     dropout: float = 0.5
+    input_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -60,6 +62,8 @@ class ModelConfig:
             raise GraphtagError(f"num_layers must be >= 1, got {self.num_layers}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise GraphtagError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0.0 <= float(self.input_dropout) < 1.0:
+            raise GraphtagError(f"input_dropout must lie in [0, 1), got {self.input_dropout}")
 
     @property
     def message_passing(self) -> bool:
@@ -96,6 +100,7 @@ def build_model(config: ModelConfig, in_channels: int, num_tasks: int) -> nn.Mod
             num_tasks,
             num_hops=config.num_hops,
             dropout=config.dropout,
+            input_dropout=config.input_dropout,
         )
     from ._gnn import MultiTaskGNN
 

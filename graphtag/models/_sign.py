@@ -23,9 +23,7 @@ def sign_features(
     ``Â = D^-1/2 A D^-1/2`` by default (the operator of the SIGN paper), so ``X_k`` with
     ``k >= 1`` only mixes neighbours' features and isolated nodes get zero rows there. With
     ``self_loops=True``, ``Â = D^-1/2 (A + I) D^-1/2`` (GCN's operator) instead. The default was
-    chosen on evidence: with the default :class:`~graphtag.training.TrainConfig`, test macro
-    ROC-AUC on BlogCatalog was 0.686/0.693 (seeds 0/1) without self-loops and 0.669/0.668 with
-    them; on Wikipedia-POS 0.704/0.712 without and 0.696/0.711 with them.
+    chosen on validation evidence (``experiments/README.md``, "Training defaults").
 
     Args:
         x: ``[N, F]`` node features.
@@ -59,13 +57,13 @@ def sign_features(
 class SIGN(MultiTaskHeadMixin, nn.Module):
     """SIGN (Frasca et al., 2020) with one logit per task.
 
-    One branch per hop (``RMSNorm -> Linear -> PReLU -> Dropout``) applied to ``X_k``, the
-    branches concatenated, then a shared ``Linear -> PReLU -> Dropout`` and the multi-task head
-    ``Linear(hidden, T)``. The per-node RMSNorm of every hop puts the shrinking higher hops
-    (``Â^k`` damps all but the leading eigen-directions) on one scale without removing any
-    direction (LayerNorm would drop a node's mean feature). On BlogCatalog (default training
-    config, seeds 0/1) it reached test macro ROC-AUC 0.686/0.693 at best epochs 30/28, versus
-    0.679/0.674 at best epochs 45/33 without it.
+    Dropout on the input hop features (``input_dropout``), then one branch per hop
+    (``RMSNorm -> Linear -> PReLU -> Dropout``) applied to ``X_k``, the branches concatenated,
+    then a shared ``Linear -> PReLU -> Dropout`` and the multi-task head ``Linear(hidden, T)``.
+    The per-node RMSNorm of every hop puts the shrinking higher hops (``Â^k`` damps all but the
+    leading eigen-directions) on one scale without removing any direction (LayerNorm would drop
+    a node's mean feature); the evidence for it and for the input dropout is in
+    ``experiments/README.md`` ("Training defaults").
 
     Nodes are independent given their hop features, so any row subset can be evaluated alone.
     No in-place operations or data-dependent control flow in ``forward``: it runs under
@@ -77,6 +75,9 @@ class SIGN(MultiTaskHeadMixin, nn.Module):
         num_tasks: Number of outputs ``T``.
         num_hops: ``K``; ``forward`` expects ``K + 1`` hops.
         dropout: Dropout probability after every hidden activation.
+        input_dropout: Dropout probability of the input hop features (training only; the
+            evidence for the default of :class:`~graphtag.training.TrainConfig` is in
+            ``experiments/README.md``, "Training defaults").
 
     Shapes:
         - input ``xs``: ``[n, K + 1, F]``
@@ -95,6 +96,7 @@ class SIGN(MultiTaskHeadMixin, nn.Module):
         num_tasks: int,
         num_hops: int = 3,
         dropout: float = 0.5,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.in_channels = int(in_channels)
@@ -102,6 +104,7 @@ class SIGN(MultiTaskHeadMixin, nn.Module):
         self.num_tasks = int(num_tasks)
         self.num_hops = int(num_hops)
         self.dropout = float(dropout)
+        self.input_dropout = nn.Dropout(float(input_dropout))
         self.branches = nn.ModuleList(
             nn.Sequential(
                 nn.RMSNorm(in_channels),
@@ -132,5 +135,6 @@ class SIGN(MultiTaskHeadMixin, nn.Module):
                 f"got {tuple(xs.shape)}; build them with sign_features(x, edge_index, "
                 f"num_hops={self.num_hops})"
             )
+        xs = self.input_dropout(xs)
         parts = [branch(xs[:, k]) for k, branch in enumerate(self.branches)]
         return self.head(self.shared(torch.cat(parts, dim=-1)))

@@ -36,22 +36,22 @@ __all__ = [
 
 
 def dataset_key(spec: str, split_seed: int) -> dict[str, Any]:
-    """What a loaded dataset depends on: the spec, content hashes of its files, the split seed."""
-    from ..data import embedded_path, parse_spec
+    """What a loaded dataset depends on: spec, file hashes, feature recipes, split seed."""
+    from ..data import DEFAULT_EMBEDDING, EMBEDDINGS, dataset_files, parse_spec
 
-    parsed = parse_spec(spec)
-    files: dict[str, str] = {}
-    if parsed.name == "blogcatalog":
-        files["blogcatalog.mat"] = file_sha256(embedded_path("blogcatalog.mat"))
-    elif parsed.name == "wikipedia-pos":
-        for f in ("wikipedia-pos.edges", "wikipedia-pos.cmty"):
-            files[f] = file_sha256(embedded_path(f))
-    else:
-        for arg in parsed.args:
-            p = Path(arg)
-            if p.is_file():
-                files[arg] = file_sha256(p)
-    return {"spec": parsed.text, "files": files, "split_seed": split_seed}
+    files = {
+        name: file_sha256(path) for name, path in dataset_files(spec).items() if path.is_file()
+    }
+    recipes = {
+        name: {"version": m.version, "dim": m.dim, "params": m.params}
+        for name, m in EMBEDDINGS.items()
+    }
+    return {
+        "spec": parse_spec(spec).text,
+        "files": files,
+        "features": {"default": DEFAULT_EMBEDDING, "recipes": recipes},
+        "split_seed": split_seed,
+    }
 
 
 class DataStage(Stage):

@@ -98,6 +98,7 @@ def _gap(best: Candidate, other: Candidate) -> tuple[float, float]:
 
     if best.validation_tasks is None or other.validation_tasks is None:
         return float(best.validation) - float(other.validation), 0.0  # type: ignore[arg-type]
+
     def values(c: Candidate) -> np.ndarray:
         return np.array([np.nan if v is None else v for v in c.validation_tasks or []], float)
 

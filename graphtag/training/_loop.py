@@ -479,7 +479,8 @@ def fit_model(
         inputs: From ``prepare_inputs(data, config.model_config, device)``; the model lives on
             ``inputs.device`` (``config.device``, unless ``"auto"``, must agree).
         tasks: Dataset task indices to train (``None``: all ``T``).
-        config: Model and optimisation settings.
+        config: Model and optimisation settings (``input_dropout=None`` is resolved for
+            ``data`` by :meth:`TrainConfig.for_data`).
         seed: Seed of initialisation, dropout and batching.
         init: Optional model to warm-start from (see above).
         select: ``"auc"``, ``"loss"`` or ``"auto"`` (ROC-AUC when some task has both classes
@@ -520,6 +521,7 @@ def fit_model(
     start = time.perf_counter()
     if select not in SELECT:
         raise GraphtagError(f"select must be 'auc', 'loss' or 'auto', got {select!r}")
+    config = config.for_data(data)  # input_dropout=None: decided by the node features
     _check_inputs(data, inputs, config)
     _check_finite_inputs(inputs, stage)
     lab = _Labels.of(data, tasks, select, inputs.device)

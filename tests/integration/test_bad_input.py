@@ -160,7 +160,13 @@ SNAP_CASES = [
     ("spec/num_tasks-negative", E_OK, C_OK, ",num_tasks=-2", r"num_tasks must be >= 1 or 'all'"),
     ("spec/num_tasks-non-numeric", E_OK, C_OK, ",num_tasks=x", r"num_tasks='x' is not a valid int"),
     ("spec/num_tasks-float", E_OK, C_OK, ",num_tasks=1.5", r"num_tasks='1\.5' is not a valid int"),
-    ("spec/unknown-option", E_OK, C_OK, ",top=3", r"unknown option\(s\) top; allowed: num_tasks"),
+    (
+        "spec/unknown-option",
+        E_OK,
+        C_OK,
+        ",top=3",
+        r"unknown option\(s\) top; allowed: embedding_dim, features, num_tasks",
+    ),
     ("spec/extra-path", E_OK, C_OK, ",extra.txt", r"expected snap:EDGES,COMMUNITIES"),
 ]
 
@@ -569,14 +575,30 @@ SPEC_CASES = [
     ("spec/option-twice", "synthetic:seed=1,seed=2", r"option 'seed' given twice"),
     ("spec/positional-after-option", "snap:num_tasks=3,e.txt", r"positional argument 'e\.txt' af"),
     ("spec/blogcatalog-argument", "blogcatalog:x", r"expected no arguments for the embedded 'bl"),
-    ("spec/blogcatalog-option", "blogcatalog:k=1", r"unknown option\(s\) k; allowed: none"),
-    ("spec/wikipedia-option", "wikipedia-pos:k=1", r"unknown option\(s\) k; allowed: none"),
+    (
+        "spec/blogcatalog-option",
+        "blogcatalog:k=1",
+        r"unknown option\(s\) k; allowed: embedding_dim, features$",
+    ),
+    (
+        "spec/wikipedia-option",
+        "wikipedia-pos:k=1",
+        r"unknown option\(s\) k; allowed: embedding_dim, features$",
+    ),
     ("spec/mat-no-path", "mat:", r"dataset spec 'mat:': expected mat:PATH"),
-    ("spec/mat-option", "mat:x.mat,k=1", r"unknown option\(s\) k; allowed: none"),
+    (
+        "spec/mat-option",
+        "mat:x.mat,k=1",
+        r"unknown option\(s\) k; allowed: embedding_dim, features$",
+    ),
     ("spec/snap-no-files", "snap", r"expected snap:EDGES,COMMUNITIES"),
     ("spec/ogb-positional", "ogbn-proteins:/x", r"expected ogbn-proteins\[:root=DIR\]"),
     ("spec/ogb-empty-root", "ogbn-proteins:root=", r"root= is empty; give the folder holding"),
-    ("spec/ogb-unknown-option", "ogbn-proteins:dir=/x", r"unknown option\(s\) dir; allowed: r"),
+    (
+        "spec/ogb-unknown-option",
+        "ogbn-proteins:dir=/x",
+        r"unknown option\(s\) dir; allowed: embedding_dim, features, root",
+    ),
     ("spec/synthetic-positional", "synthetic:/a/b", r"expected synthetic\[:key=value,...\]"),
     ("spec/synthetic-unknown-option", "synthetic:colour=red", r"unknown option\(s\) colour"),
     ("spec/synthetic-key-typo", "synthetic:num_node=100", r"unknown option\(s\) num_node"),
@@ -598,6 +620,8 @@ _SYN_BAD = {
     "prevalence": [("0.6", r"must lie in \(0, 0\.5\]"), ("0", r"\(0, 0\.5\]"), ("-inf", "fin")],
     "spread": [("-1", "spread must be >= 0"), ("inf", "not a finite number")],
     "seed": [("x", "not a valid int"), ("1.5", "not a valid int")],
+    "features": [("foo", "unknown feature recipe features='foo'; choose one of auto, given")],
+    "embedding_dim": [("0", "embedding_dim must be >= 1, got 0"), ("x", "not a valid int")],
 }
 SYNTHETIC_CASES = [
     (f"synthetic-option/{key}={value or 'empty'}", f"synthetic:{key}={value}", message)

@@ -81,11 +81,23 @@ def test_build_given_features_and_masks():
     train = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool)
     val = torch.tensor([0, 0, 1, 0, 0, 0], dtype=torch.bool)
     test = ~(train | val)
-    data = _toy(x=x, masks=(train, val, test), task_names=["a", "b"])
+    data = _toy(x=x, masks=(train, val, test), task_names=["a", "b"])  # x as given by default
     assert data.x.dtype == torch.float32 and torch.equal(data.x, x.float())
     assert data.train_mask.shape == (6, 2) and torch.equal(data.train_mask[:, 1], train)
     assert data.meta["split"] == "official" and data.task_names == ["a", "b"]
-    assert data.meta["features"] == "given (dim=2)"
+    assert data.meta["features"] == {"recipe": "given", "given_dim": 2, "num_features": 2}
+
+
+def test_build_auto_features_concatenate_attributes_and_embedding():
+    x = torch.arange(12.0).reshape(6, 2)
+    data = _toy(x=x, feature_dim=3, features="auto")
+    assert data.x.shape == (6, 5)
+    record = data.meta["features"]
+    assert record["recipe"] == "given+prone" and record["given_dim"] == 2 and record["dim"] == 3
+    # Every column standardised: the attributes keep their order up to scale and shift.
+    assert torch.allclose(data.x.mean(0), torch.zeros(5), atol=1e-6)
+    assert torch.allclose(data.x[:, :2], (x - x.mean(0)) / x.std(0, unbiased=False))
+    assert _toy(feature_dim=3).meta["features"]["recipe"] == "prone"
 
 
 def test_build_same_seed_same_graph():

@@ -554,7 +554,7 @@ def no_download(monkeypatch):
 def test_proteins_from_raw_files(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("GRAPHTAG_CACHE", str(tmp_path / "cache"))
     root = _write_proteins(tmp_path / "ogb")
-    data = load_ogbn_proteins(root, download=False)
+    data = load_ogbn_proteins(root, download=False, features="given")
     check_multilabel_graph(data)
     assert data.name == "ogbn-proteins"
     assert torch.equal(data.y, torch.tensor(P_LABELS, dtype=torch.float32))
@@ -576,9 +576,15 @@ def test_proteins_from_raw_files(tmp_path, monkeypatch, no_download):
     assert data.meta["species_counts"] == {3702: 3, 4932: 2, 9606: 2}
     assert "species split" in data.meta["split"]
     # root may also be the ogbn_proteins folder itself; the second load comes from the cache
-    again = load_ogbn_proteins(root / "ogbn_proteins", download=False)
+    again = load_ogbn_proteins(root / "ogbn_proteins", download=False, features="given")
     assert torch.equal(again.edge_index, data.edge_index) and torch.equal(again.x, data.x)
     assert len(list((cache_dir() / "ogbn-proteins").glob("*.npz"))) == 1
+    # The default recipe appends the standardised embedding to the standardised attributes.
+    auto = load_ogbn_proteins(root, download=False, embedding_dim=3)
+    assert auto.meta["features"]["recipe"] == "given+prone" and auto.x.shape == (7, 8 + 3)
+    std = data.x.std(0, unbiased=False)
+    scaled = (data.x - data.x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+    assert torch.allclose(auto.x[:, :8], scaled, atol=1e-5)
 
 
 def test_proteins_cache_hit_skips_parsing(tmp_path, monkeypatch, no_download):

@@ -64,19 +64,31 @@ def test_readme_table_matches_registry():
                 assert rows[name][field] == expected, (name, field)
 
 
-@pytest.fixture(scope="module")
-def blogcatalog():
-    return load_dataset("blogcatalog")
+def _load_isolated(spec: str, tmp_path_factory: pytest.TempPathFactory):
+    """Load with a private cache: module fixtures run before conftest's per-test cache folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRAPHTAG_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return load_dataset(spec)
 
 
 @pytest.fixture(scope="module")
-def wikipedia():
-    return load_dataset("wikipedia-pos")
+def blogcatalog(tmp_path_factory):
+    return _load_isolated("blogcatalog", tmp_path_factory)
 
 
-@pytest.mark.parametrize("name", ["blogcatalog", "wikipedia-pos"])
-def test_embedded_matches_registry_and_readme(name, blogcatalog, wikipedia):
-    data = blogcatalog if name == "blogcatalog" else wikipedia
+@pytest.fixture(scope="module")
+def wikipedia(tmp_path_factory):
+    return _load_isolated("wikipedia-pos", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def humango(tmp_path_factory):
+    return _load_isolated("humango", tmp_path_factory)
+
+
+@pytest.mark.parametrize("name", ["blogcatalog", "wikipedia-pos", "humango"])
+def test_embedded_matches_registry_and_readme(name, blogcatalog, wikipedia, humango):
+    data = {"blogcatalog": blogcatalog, "wikipedia-pos": wikipedia, "humango": humango}[name]
     check_multilabel_graph(data)
     info = BUILTIN_DATASETS[name]
     row = _readme_rows()[name]
@@ -161,7 +173,13 @@ def test_load_dataset_ogbn_proteins_offline(tmp_path, monkeypatch):
         ("snap:e.txt", r"expected snap:EDGES,COMMUNITIES\[,num_tasks=100\]"),
         ("snap:e,c,num_tasks=0", r"num_tasks must be >= 1"),
         ("snap:e,c,num_tasks=many", r"option num_tasks='many' is not a valid int"),
-        ("snap:e,c,top=3", r"unknown option\(s\) top; allowed: num_tasks"),
+        ("snap:e,c,top=3", r"unknown option\(s\) top; allowed: embedding_dim, features, num"),
+        ("blogcatalog:features=pca", r"blogcatalog: unknown feature recipe features='pca'"),
+        ("blogcatalog:features=given", r"needs node attributes, but this graph has none"),
+        ("humango:embedding_dim=0", r"embedding_dim must be >= 1, got 0"),
+        ("csv:y=l.csv", r"edges= is missing or empty; expected csv:edges=EDGES.csv,y="),
+        ("csv:edges=e.csv,y=l.csv,z=1", r"unknown option\(s\) z"),
+        ("npz:", r"expected npz:PATH"),
         ("ogbn-proteins:/x", r"expected ogbn-proteins\[:root=DIR\]"),
     ],
 )

@@ -50,7 +50,8 @@ def test_contract_shapes_and_meta(small):
     assert meta["generator_seed"] == 4 and meta["split_seed"] == 4
     assert meta["num_groups"] == 3 and meta["num_communities"] == 60
     assert len(meta["task_prevalence"]) == t
-    assert meta["features"].startswith("generated (dim=16)")
+    assert meta["attributes"].startswith("generated (dim=16)")
+    assert meta["features"] == {"recipe": "given", "given_dim": 16, "num_features": 16}
     # Features are standardised columns.
     torch.testing.assert_close(small.x.mean(0), torch.zeros(16), atol=1e-4, rtol=0)
     torch.testing.assert_close(small.x.std(0), torch.ones(16), atol=1e-4, rtol=0)
@@ -226,6 +227,8 @@ def test_every_documented_option_is_accepted():
         "prevalence": "0.25",
         "spread": "0.2",
         "seed": "3",
+        "features": "given+structural",
+        "embedding_dim": "5",
     }
     assert set(values) == set(SYNTHETIC_OPTIONS)
     spec = "synthetic:" + ",".join(f"{k}={v}" for k, v in values.items())
