@@ -119,7 +119,12 @@ def test_warm_start_trains_only_the_subset_outputs(data):
 
 def test_message_passing_training(data):
     config = TrainConfig(
-        model="sage", hidden_channels=16, epochs=15, batch_size=64, fanouts=(5, 5), device="cpu",
+        model="sage",
+        hidden_channels=16,
+        epochs=15,
+        batch_size=64,
+        fanouts=(5, 5),
+        device="cpu",
         patience=100,
     )
     result = _fit(data, config, tasks=[0])
