@@ -233,6 +233,32 @@ def load_csv(
     )
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path``; ``DataFormatError`` for anything else."""
+    require_file(path, "npz")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise DataFormatError(
+                "not a NumPy .npz archive (np.savez / np.savez_compressed / "
+                "graphtag.data.save_graph write one)",
+                path=path,
+            )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:  # object arrays need pickle
+        raise DataFormatError(
+            f"the archive holds an array that needs pickle ({exc}); store task_names as a "
+            "unicode string array (np.array(names, dtype=str))",
+            path=path,
+        ) from None
+    except Exception as exc:  # zipfile/numpy raise many types for foreign files
+        raise DataFormatError(
+            f"not a NumPy .npz archive ({type(exc).__name__}: {exc})", path=path
+        ) from None
+    return arrays
+
+
 def load_npz(
     path: Path,
     *,
@@ -264,27 +290,7 @@ def load_npz(
         torch.Size([5, 2])
     """
     path = Path(path)
-    require_file(path, "npz")
-    with open(path, "rb") as fh:
-        if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-            raise DataFormatError(
-                "not a NumPy .npz archive (np.savez / np.savez_compressed / "
-                "graphtag.data.save_graph write one)",
-                path=path,
-            )
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except ValueError as exc:  # object arrays need pickle
-        raise DataFormatError(
-            f"the archive holds an array that needs pickle ({exc}); store task_names as a "
-            "unicode string array (np.array(names, dtype=str))",
-            path=path,
-        ) from None
-    except Exception as exc:  # zipfile/numpy raise many types for foreign files
-        raise DataFormatError(
-            f"not a NumPy .npz archive ({type(exc).__name__}: {exc})", path=path
-        ) from None
+    arrays = _read_npz(path)
     unknown = sorted(set(arrays) - set(NPZ_KEYS))
     missing = [k for k in ("edge_index", "y") if k not in arrays]
     if unknown or missing:

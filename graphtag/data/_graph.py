@@ -82,6 +82,24 @@ def clean_edges(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, dict[str, i
     }
 
 
+def _float_labels(y: Tensor, name: str) -> Tensor | None:
+    """``y`` as float after checking it is 0/1; ``None`` for bool labels (0/1 already)."""
+    # Bool labels are 0/1 by construction; their float copy is made after the split, which then
+    # does not hold it (2 GiB at 1M nodes x 500 tasks).
+    yf = None if y.dtype == torch.bool else y.float()
+    if yf is not None:
+        if not torch.isfinite(yf).all():
+            raise GraphtagError(f"{name}: labels contain NaN or inf; labels must be 0 or 1")
+        bad = (yf != 0) & (yf != 1)
+        if bad.any():
+            i, t = (int(v) for v in bad.nonzero()[0])
+            value = float(yf[i, t])
+            raise GraphtagError(
+                f"{name}: label of node {i}, task {t} is {value!r}; labels must be 0 or 1"
+            )
+    return yf
+
+
 def build_multilabel_graph(
     edge_index: Tensor,
     y: Tensor,
@@ -122,19 +140,7 @@ def build_multilabel_graph(
     num_nodes, num_tasks = y.shape
     if num_tasks == 0:
         raise GraphtagError(f"{name}: the dataset has no tasks (label matrix has 0 columns)")
-    # Bool labels are 0/1 by construction; their float copy is made after the split, which then
-    # does not hold it (2 GiB at 1M nodes x 500 tasks).
-    yf = None if y.dtype == torch.bool else y.float()
-    if yf is not None:
-        if not torch.isfinite(yf).all():
-            raise GraphtagError(f"{name}: labels contain NaN or inf; labels must be 0 or 1")
-        bad = (yf != 0) & (yf != 1)
-        if bad.any():
-            i, t = (int(v) for v in bad.nonzero()[0])
-            value = float(yf[i, t])
-            raise GraphtagError(
-                f"{name}: label of node {i}, task {t} is {value!r}; labels must be 0 or 1"
-            )
+    yf = _float_labels(y, name)
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise GraphtagError(
             f"{name}: edge_index must have shape [2, E], got {tuple(edge_index.shape)}"

@@ -282,6 +282,41 @@ def _bad_number(text: str, integer: bool) -> str | None:
     return None
 
 
+def _read_split(files: dict[str, Path], y: np.ndarray) -> dict[str, np.ndarray]:
+    """The official train/valid/test node ids, checked to partition the nodes."""
+    num_nodes = y.shape[0]
+    parts = {}
+    for key, fname in zip(("train", "valid", "test"), SPLIT_FILES):
+        idx = _read_csv(files[fname], np.int64, "split node ids", 1)
+        if idx.ndim != 2 or idx.shape[1] != 1:
+            raise DataFormatError(
+                f"expected one node id per line, got shape {idx.shape}", path=files[fname]
+            )
+        _check_ids(idx, num_nodes, files[fname])
+        parts[key] = idx[:, 0]
+    if not y[parts["train"]].any():
+        raise DataFormatError(
+            f"no task has a positive node among the {parts['train'].size} training nodes: "
+            "nothing can be learned; the split files do not match the labels (download the OGB "
+            "files again)",
+            path=files[SPLIT_FILES[0]],
+        )
+    cover = np.bincount(np.concatenate(list(parts.values())), minlength=num_nodes)
+    if (cover > 1).any():
+        node = int(np.flatnonzero(cover > 1)[0])
+        raise DataFormatError(
+            f"node {node} appears more than once in the train/valid/test split files",
+            path=files[SPLIT_FILES[0]].parent,
+        )
+    if (cover == 0).any():
+        raise DataFormatError(
+            f"the split files cover {int((cover > 0).sum())} of {num_nodes} nodes; every node "
+            "must be in exactly one of train/valid/test",
+            path=files[SPLIT_FILES[0]].parent,
+        )
+    return parts
+
+
 def _parse(files: dict[str, Path]) -> dict[str, np.ndarray]:
     """Read and validate the raw CSVs; returns the arrays that are cached."""
     label_file = files["node-label.csv.gz"]
@@ -324,35 +359,7 @@ def _parse(files: dict[str, Path]) -> dict[str, np.ndarray]:
             f"expected one species id per node ({num_nodes} x 1), got shape {species.shape}",
             path=files["node_species.csv.gz"],
         )
-    parts = {}
-    for key, fname in zip(("train", "valid", "test"), SPLIT_FILES):
-        idx = _read_csv(files[fname], np.int64, "split node ids", 1)
-        if idx.ndim != 2 or idx.shape[1] != 1:
-            raise DataFormatError(
-                f"expected one node id per line, got shape {idx.shape}", path=files[fname]
-            )
-        _check_ids(idx, num_nodes, files[fname])
-        parts[key] = idx[:, 0]
-    if not y[parts["train"]].any():
-        raise DataFormatError(
-            f"no task has a positive node among the {parts['train'].size} training nodes: "
-            "nothing can be learned; the split files do not match the labels (download the OGB "
-            "files again)",
-            path=files[SPLIT_FILES[0]],
-        )
-    cover = np.bincount(np.concatenate(list(parts.values())), minlength=num_nodes)
-    if (cover > 1).any():
-        node = int(np.flatnonzero(cover > 1)[0])
-        raise DataFormatError(
-            f"node {node} appears more than once in the train/valid/test split files",
-            path=files[SPLIT_FILES[0]].parent,
-        )
-    if (cover == 0).any():
-        raise DataFormatError(
-            f"the split files cover {int((cover > 0).sum())} of {num_nodes} nodes; every node "
-            "must be in exactly one of train/valid/test",
-            path=files[SPLIT_FILES[0]].parent,
-        )
+    parts = _read_split(files, y)
     x = _mean_edge_features(torch.from_numpy(edges), torch.from_numpy(feat), num_nodes)
     index_dtype = np.int32 if num_nodes < 2**31 else np.int64
     return {

@@ -53,6 +53,51 @@ _CACHE_KEYS = (
 )
 
 
+def _check_inputs(edges_path: Path, cmty_path: Path, num_tasks: int | None) -> None:
+    """Raise for ``num_tasks < 1`` and for missing or empty files."""
+    if num_tasks is not None and num_tasks < 1:
+        raise GraphtagError(
+            f"num_tasks must be >= 1 (or None for all communities), got {num_tasks}"
+        )
+    require_file(edges_path, "SNAP edge list")
+    require_file(cmty_path, "SNAP community")
+    for path, what in ((edges_path, "edge list"), (cmty_path, "community file")):
+        if path.stat().st_size == 0:
+            raise DataFormatError(
+                f"the {what} is empty; expected "
+                + ("one 'u v' pair per line" if what == "edge list" else "one community per line"),
+                path=path,
+            )
+
+
+def _arrays(
+    edges_path: Path, cmty_path: Path, num_tasks: int | None, cache: bool | None
+) -> dict[str, np.ndarray]:
+    """The parsed arrays (:data:`_CACHE_KEYS`), from the cache when one is valid."""
+    total = edges_path.stat().st_size + cmty_path.stat().st_size
+    use_cache = cache if cache is not None else total >= CACHE_MIN_BYTES
+    if not use_cache:
+        return _parse(edges_path, cmty_path, num_tasks)
+    from ._registry import cache_dir
+
+    memo = cache_dir() / "digests"
+    key = cache_key(
+        "snap",
+        file_digest(edges_path, memo_dir=memo),
+        file_digest(cmty_path, memo_dir=memo),
+        num_tasks,
+    )
+    cache_file = cache_dir() / "snap" / f"{key}.npz"
+    arrays = load_cache(cache_file, _CACHE_KEYS)
+    if arrays is not None and not _cache_is_consistent(arrays):
+        warnings.warn(f"ignoring inconsistent cache file {cache_file}; recomputing", stacklevel=3)
+        arrays = None
+    if arrays is None:
+        arrays = _parse(edges_path, cmty_path, num_tasks)
+        save_cache(cache_file, arrays)
+    return arrays
+
+
 def load_snap(
     edges_path: Path,
     cmty_path: Path,
@@ -102,44 +147,8 @@ def load_snap(
         (torch.Size([4, 2]), 8)
     """
     edges_path, cmty_path = Path(edges_path), Path(cmty_path)
-    if num_tasks is not None and num_tasks < 1:
-        raise GraphtagError(
-            f"num_tasks must be >= 1 (or None for all communities), got {num_tasks}"
-        )
-    require_file(edges_path, "SNAP edge list")
-    require_file(cmty_path, "SNAP community")
-    for path, what in ((edges_path, "edge list"), (cmty_path, "community file")):
-        if path.stat().st_size == 0:
-            raise DataFormatError(
-                f"the {what} is empty; expected "
-                + ("one 'u v' pair per line" if what == "edge list" else "one community per line"),
-                path=path,
-            )
-    total = edges_path.stat().st_size + cmty_path.stat().st_size
-    use_cache = cache if cache is not None else total >= CACHE_MIN_BYTES
-    arrays = None
-    cache_file = None
-    if use_cache:
-        from ._registry import cache_dir
-
-        memo = cache_dir() / "digests"
-        key = cache_key(
-            "snap",
-            file_digest(edges_path, memo_dir=memo),
-            file_digest(cmty_path, memo_dir=memo),
-            num_tasks,
-        )
-        cache_file = cache_dir() / "snap" / f"{key}.npz"
-        arrays = load_cache(cache_file, _CACHE_KEYS)
-        if arrays is not None and not _cache_is_consistent(arrays):
-            warnings.warn(
-                f"ignoring inconsistent cache file {cache_file}; recomputing", stacklevel=2
-            )
-            arrays = None
-    if arrays is None:
-        arrays = _parse(edges_path, cmty_path, num_tasks)
-        if cache_file is not None:
-            save_cache(cache_file, arrays)
+    _check_inputs(edges_path, cmty_path, num_tasks)
+    arrays = _arrays(edges_path, cmty_path, num_tasks, cache)
 
     num_communities = int(arrays["num_communities"])
     if arrays["node_ids"].size < 2:
