@@ -37,7 +37,7 @@ def recommend_config(args: argparse.Namespace) -> Any:
     """The :class:`~graphtag.pipeline.RecommendConfig` of ``run``'s flags (unset: defaults)."""
     from ..pipeline import RecommendConfig
 
-    flags = ("select", "confirm", "single_task", "group_init", "score")
+    flags = ("select", "confirm", "single_task", "group_init", "score", "holdout")
     changes = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
     if getattr(args, "search", False):
         changes["search"] = True

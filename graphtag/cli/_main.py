@@ -61,6 +61,16 @@ def _nonneg_int(text: str) -> int:
     return _int_flag(text, 0, MAX_SEED, "an integer >= 0")
 
 
+def _holdout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _at_least_two(text: str) -> int:
     return _int_flag(text, 2, MAX_COUNT, "an integer >= 2")
 
@@ -125,6 +135,13 @@ def _add_recommend_flags(p: argparse.ArgumentParser) -> None:
             "cheap score: Grad-TAG surrogates of each group's fine-tune, or short probe fine-tunes",
             rc.score,
         ),
+    )
+    p.add_argument(
+        "--holdout",
+        type=_holdout,
+        default=None,
+        help="share of each task's validation labels kept from checkpoint selection to compare "
+        f"candidates on, in [0, 1) ({rc.holdout:g}; 0: compare on the selecting labels)",
     )
     p.add_argument(
         "--search",

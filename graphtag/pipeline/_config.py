@@ -92,6 +92,10 @@ class RecommendConfig:
         search_rounds: Most moves the search applies.
         tolerance: A candidate with more models must beat a cheaper one on validation macro
             ROC-AUC by more than this.
+        holdout: Share of each task's validation labels (per class) held out from checkpoint
+            selection; candidates and probes are compared on that part only, so candidates
+            with more models gain nothing from choosing more checkpoints (0: compare on the
+            labels that chose the checkpoints).
     """
 
     select: str = "predicted"
@@ -105,6 +109,7 @@ class RecommendConfig:
     search_moves: int = 4
     search_rounds: int = 3
     tolerance: float = 1e-3
+    holdout: float = 0.5
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -119,6 +124,8 @@ class RecommendConfig:
             raise GraphtagError(f"confirm must be an integer >= 0, got {self.confirm!r}")
         if self.probe_epochs < 1:
             raise GraphtagError(f"probe_epochs must be >= 1, got {self.probe_epochs}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise GraphtagError(f"holdout must lie in [0, 1), got {self.holdout!r}")
 
     @property
     def uses_features(self) -> bool:

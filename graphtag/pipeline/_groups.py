@@ -202,7 +202,7 @@ class GroupsStage(Stage):
 
         run = self.run
         logits, _ = fit_candidate(run, candidate, "select", run.config.seed)
-        out = Evaluator().evaluate(run.data.y, logits, run.data.val_mask)
+        out = Evaluator().evaluate(run.data.y, logits, run.recommend_split()[1])
         candidate.validation = float(out["macro_auc"])
         candidate.validation_tasks = [None if np.isnan(v) else float(v) for v in out["auc"]]
 
@@ -212,8 +212,9 @@ class GroupsStage(Stage):
 
         run, rc = self.run, self.run.config.recommend
         if rc.score == "probe":
-            base = run.base_model()
-            return ProbeScorer(run.data, run.inputs, base, run.config.train, rc.probe_epochs)
+            data, held = run.recommend_split()
+            base, config = run.base_model(), run.config.train
+            return ProbeScorer(data, run.inputs, base, config, rc.probe_epochs, score_mask=held)
         return self._surrogate()
 
     def compute(self) -> Any:

@@ -44,6 +44,9 @@ class ModelCache:
         }
         if self.init is not None:
             key["init"] = self.init
+        holdout = self.run.config.recommend.holdout
+        if holdout > 0:  # checkpoints chosen on the rest of the validation labels
+            key["holdout"] = holdout
         return key
 
     def __call__(self, tasks: Sequence[int], compute: Callable[[], Tensor]) -> Tensor:
@@ -128,7 +131,7 @@ def _fit(run: Any, fn: Callable[..., Any], groups: Any, block: str, seed: int) -
     """``fn`` (``fit_groups`` or ``fit_selected_groups``) with the run's recipe and cache."""
     init, name = _init(run, seed)
     cache = ModelCache(run, block, seed, name)
-    data, inputs, config = run.data, run.inputs, run.config.train
+    data, inputs, config = run.recommend_split()[0], run.inputs, run.config.train
     return fn(data, inputs, groups, config, seed=seed, init=init, cache=cache, progress=False)
 
 

@@ -87,6 +87,7 @@ class Run:
         self._values: dict[str, Any] = {}
         self._computed: set[str] = set()
         self._inner: list[float] = []  # seconds of nested timed blocks, per open block
+        self._recommend_split: tuple[Data, Any] | None = None
         self._stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES}
 
     # ------------------------------------------------------------------ runner
@@ -214,6 +215,28 @@ class Run:
     def selected_groups(self) -> list[list[int]] | None:
         """The recommendation's overlapping groups (``None`` unless it is a selection)."""
         return self.recommendation().selected
+
+    def recommend_split(self) -> tuple[Data, Any]:
+        """``(data for training, comparison mask)`` of the recommendation's models.
+
+        With ``recommend.holdout > 0`` the data's validation mask keeps only the labels that
+        choose checkpoints and the mask ``[N, T]`` holds the others (candidates are compared
+        on them); otherwise ``(data, data.val_mask)``.
+        """
+        if self._recommend_split is None:
+            data, fraction = self.data, self.config.recommend.holdout
+            if fraction <= 0:
+                self._recommend_split = (data, data.val_mask)
+            else:
+                import copy
+
+                from ..recommend import holdout_mask
+
+                held = holdout_mask(data.y, data.val_mask, fraction, seed=self.config.seed)
+                train = copy.copy(data)
+                train.val_mask = data.val_mask & ~held
+                self._recommend_split = (train, held)
+        return self._recommend_split
 
     def train_key(self) -> dict[str, Any]:
         """The training recipe as a key (the device is left out: results must not depend on it)."""

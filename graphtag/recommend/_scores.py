@@ -142,10 +142,19 @@ class ProbeScorer(PartitionScores):
         config: The training recipe (``epochs`` and ``patience`` are replaced).
         epochs: Epochs of each probe.
         seed: Seed of the probes.
+        score_mask: ``[N, T]`` bool labels the scores are measured on (default
+            ``data.val_mask``, the labels the probes also choose their epoch on).
     """
 
     def __init__(
-        self, data: Any, inputs: Any, base: Any, config: Any, epochs: int, seed: int = 0
+        self,
+        data: Any,
+        inputs: Any,
+        base: Any,
+        config: Any,
+        epochs: int,
+        seed: int = 0,
+        score_mask: Any = None,
     ) -> None:
         from dataclasses import replace
 
@@ -153,13 +162,14 @@ class ProbeScorer(PartitionScores):
             raise GraphtagError(f"probe epochs must be a positive integer, got {epochs!r}")
         super().__init__(int(data.y.size(1)))
         self.data, self.inputs, self.base_model, self.seed = data, inputs, base, seed
+        self.score_mask = data.val_mask if score_mask is None else score_mask
         self.config = replace(config, epochs=epochs, patience=epochs)
 
     def _validation(self, logits: Any, tasks: list[int]) -> tuple[np.ndarray, np.ndarray]:
         from ..metrics import Evaluator
         from ..training import per_task_bce
 
-        y, mask = self.data.y[:, tasks], self.data.val_mask[:, tasks]
+        y, mask = self.data.y[:, tasks], self.score_mask[:, tasks]
         auc = np.asarray(Evaluator().evaluate(y, logits, mask)["auc"], dtype=np.float64)
         return per_task_bce(logits, y, mask).double().numpy(), auc
 

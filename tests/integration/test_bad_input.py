@@ -714,6 +714,7 @@ if not torch.cuda.is_available():
 #: Flags whose bad values are checked elsewhere in this file (or that take no value).
 OTHER_FLAGS = {
     "--confirm",
+    "--holdout",
     "--dataset",
     "--out",
     "--device",
@@ -811,6 +812,13 @@ def _parse_cases() -> list:
         cases.append(
             pytest.param(
                 [*COMMANDS["run"], "--confirm", value], pattern, id=f"flag/--confirm {value!r}"
+            )
+        )
+    for value in ["1", "-0.1", "half", "", "nan", "inf"]:
+        pattern = rf"run: argument --holdout: expected a number in \[0, 1\), got '{value}'"
+        cases.append(
+            pytest.param(
+                [*COMMANDS["run"], "--holdout", value], pattern, id=f"flag/--holdout {value!r}"
             )
         )
     for value in BAD_MAX_GROUPS:
