@@ -264,7 +264,14 @@ class GroupsStage(Stage):
             "method": cfg.method,
             "select": cfg.recommend.select,
             "criterion": "validation macro ROC-AUC: the cheapest candidate within "
-            f"{cfg.recommend.tolerance:g} plus one standard error (paired over tasks) of the best",
+            f"{cfg.recommend.tolerance:g} plus one standard error (paired over tasks) of the best"
+            + (
+                f", on the {cfg.recommend.holdout:g} of each task's validation labels that chose "
+                "no checkpoint"
+                if cfg.recommend.holdout > 0
+                else ""
+            ),
+            "holdout": cfg.recommend.holdout,
             "candidates": [c.to_dict() for c in candidates],
             "spearman_predicted_vs_validation": rho,
             "seconds": seconds,
