@@ -8,7 +8,9 @@ partitions into k = 2..K groups, one model per task) are scored cheaply:
 * by probes (``graphtag.recommend.ProbeScorer``): short warm-started fine-tunes per group,
 
 and then trained for real with seed ``--seed`` (the base recipe; from scratch, and warm-started
-from the base model with the start kept as epoch 0). Every score is a validation macro ROC-AUC
+from the base model with the start kept as epoch 0). As in ``graphtag run``, half of each
+task's validation labels choose checkpoints and probe epochs and the other half is what every
+score is measured on (``RecommendConfig.holdout``). Every score is a validation macro ROC-AUC
 (surrogates also give the mean validation BCE; ridges are relative to the curvature scale,
 ``graphtag.estimation.l2_scale``); the table reports the Spearman correlation of
 each cheap score with each trained one over the candidates, and the seconds each took. Nothing
@@ -97,13 +99,16 @@ def candidates(run: Any, args: argparse.Namespace) -> dict[str, list[list[int]]]
 
 
 def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> float:
-    """Validation macro ROC-AUC of one model per group (seed ``seed``)."""
+    """Held-out validation macro ROC-AUC of one model per group (seed ``seed``).
+
+    Checkpoints are chosen on the rest of the validation labels, as in ``graphtag run``.
+    """
     import torch
 
     from graphtag.metrics import Evaluator
     from graphtag.training import fit_model, predict
 
-    data, inputs, cfg = run.data, run.inputs, run.config.train
+    (data, held), inputs, cfg = run.recommend_split(), run.inputs, run.config.train
     logits = torch.full(tuple(data.y.shape), float("nan"))
     for g in groups:
         if len(groups) == 1 and not warm and seed == run.config.seed:
@@ -114,7 +119,7 @@ def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> flo
                 data, inputs, g, cfg, seed=seed, init=init, select="auto", evaluate_init=warm
             ).model
         logits[:, g] = predict(model, inputs, batch_size=cfg.eval_batch_size)
-    return float(Evaluator().evaluate(data.y, logits, data.val_mask)["macro_auc"])
+    return float(Evaluator().evaluate(data.y, logits, held)["macro_auc"])
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
@@ -154,7 +159,10 @@ def main(argv: list[str] | None = None) -> dict:
     base = run.base_model()
     for epochs in [int(e) for e in args.probe_epochs.split(",")]:
         t0 = time.perf_counter()
-        probe = ProbeScorer(run.data, run.inputs, base, run.config.train, epochs, args.seed)
+        data, held = run.recommend_split()
+        probe = ProbeScorer(
+            data, run.inputs, base, run.config.train, epochs, args.seed, score_mask=held
+        )
         for name, groups in cands.items():
             scores[name][f"probe {epochs} epochs"] = probe.score(groups)
         seconds[f"probe {epochs} epochs"] = round(time.perf_counter() - t0, 2)
