@@ -111,8 +111,8 @@ def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> flo
     (data, held), inputs, cfg = run.recommend_split(), run.inputs, run.config.train
     logits = torch.full(tuple(data.y.shape), float("nan"))
     for g in groups:
-        if len(groups) == 1 and not warm and seed == run.config.seed:
-            model = run.base_model()  # one model for all tasks, seed 0: the base model
+        if len(groups) == 1 and not warm and seed == run.config.seed and held is run.data.val_mask:
+            model = run.base_model()  # no held-out labels: the base model is that model
         else:
             init = run.base_model() if warm else None
             model = fit_model(
