@@ -159,6 +159,21 @@ class MultiTaskHeadMixin:
     head: nn.Linear
     num_tasks: int
 
+    def set_dropout(self, dropout: float, input_dropout: float | None = None) -> None:
+        """Set the dropout probabilities in place (a warm start follows the new recipe's).
+
+        ``dropout`` goes to every hidden dropout; ``input_dropout`` (models that have it) to
+        the input's. No parameter changes.
+        """
+        inp = getattr(self, "input_dropout", None)
+        for module in self.modules():  # type: ignore[attr-defined]
+            if isinstance(module, nn.Dropout) and module is not inp:
+                module.p = float(dropout)
+        if isinstance(inp, nn.Dropout) and input_dropout is not None:
+            inp.p = float(input_dropout)
+        if hasattr(self, "dropout"):
+            self.dropout = float(dropout)
+
     def with_tasks(self: _M, tasks: Sequence[int] | Tensor) -> _M:
         """A deep copy whose head keeps only the output rows ``tasks`` (in that order).
 

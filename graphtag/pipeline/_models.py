@@ -80,7 +80,8 @@ def one_model(run: Any, seed: int) -> nn.Module:
 
     digest = hash_object({**ModelCache(run, "mtl_all", seed).key(range(run.num_tasks)), "w": 1})
     path = run.out / "models" / f"{digest[:24]}.pt"
-    model = build_model(run.config.train.model_config, run.inputs.in_channels, run.num_tasks)
+    config = run.config.train.for_data(run.data).model_config  # as fit_model builds it
+    model = build_model(config, run.inputs.in_channels, run.num_tasks)
     if path.exists():
         try:
             model.load_state_dict(load_state_dict(path))

@@ -130,7 +130,8 @@ class BaseStage(Stage):
         from ..models import build_model
 
         run = self.run
-        model = build_model(run.config.train.model_config, run.inputs.in_channels, run.num_tasks)
+        config = run.config.train.for_data(run.data).model_config  # as fit_model built it
+        model = build_model(config, run.inputs.in_channels, run.num_tasks)
         model.load_state_dict(load_state_dict(run.out / "base_model.pt"))
         model.to(run.device).eval()
         run.timings["base"] = load_json(run.out / "base.json")["seconds"]

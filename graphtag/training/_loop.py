@@ -184,9 +184,15 @@ def _initial_model(
         )
     outputs = _num_outputs(init)
     if outputs == num_tasks and hasattr(init, "with_tasks"):
-        return init.with_tasks(tasks)
-    if outputs == len(tasks):
-        return copy.deepcopy(init)
+        model = init.with_tasks(tasks)
+    elif outputs == len(tasks):
+        model = copy.deepcopy(init)
+    else:
+        model = None
+    if model is not None:
+        if hasattr(model, "set_dropout"):  # the recipe's dropout, not the init's
+            model.set_dropout(config.dropout, config.input_dropout)
+        return model
     raise GraphtagError(
         f"init has {outputs} outputs; warm-starting needs one per dataset task ({num_tasks}, "
         f"restricted to tasks) or one per trained task ({len(tasks)})"
@@ -464,7 +470,9 @@ def fit_model(
     without improvement.
 
     Warm start: with ``init``, training starts from a copy of it (``config``'s architecture
-    fields are then ignored). If ``init`` has one output per dataset task, the copy is
+    fields are then ignored, its dropout probabilities are not: the copy trains with the
+    recipe's ``dropout`` and ``input_dropout``, whatever ``init`` was built with). If ``init``
+    has one output per dataset task, the copy is
     ``init.with_tasks(tasks)`` (same body, head rows of ``tasks``), so fine-tuning a subset from
     the all-task base model trains exactly the subset's outputs; if it has ``len(tasks)``
     outputs it is copied as is. ``init`` itself is never modified.

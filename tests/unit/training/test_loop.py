@@ -181,3 +181,18 @@ def test_fit_errors(data):
         TrainConfig(model="mlp")
     with pytest.raises(GraphtagError, match="epochs must be >= 1"):
         TrainConfig(epochs=0)
+
+
+def test_warm_start_trains_with_the_recipes_dropout_not_the_inits(data):
+    """A base model loaded without its input dropout fine-tunes like the one trained in memory."""
+    config = TrainConfig(hidden_channels=16, epochs=3, device="cpu", input_dropout=0.5)
+    inputs = prepare_inputs(data, config.model_config, "cpu")
+    base = fit_model(data, inputs, None, config, seed=0).model
+    plain = build_model(dataclasses.replace(config, input_dropout=0.0).model_config, 4, 3)
+    plain.load_state_dict(base.state_dict())  # same weights, built without input dropout
+    assert plain.input_dropout.p == 0.0 and base.input_dropout.p == 0.5
+    a = fit_model(data, inputs, [0, 1], config, seed=1, init=base).model
+    b = fit_model(data, inputs, [0, 1], config, seed=1, init=plain).model
+    assert b.input_dropout.p == 0.5 and plain.input_dropout.p == 0.0  # the init is untouched
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
