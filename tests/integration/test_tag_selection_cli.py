@@ -1,5 +1,6 @@
 """`graphtag run --grouping tag-selection`: TAG's network selections as candidates."""
 
+import copy
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from graphtag.data import load_dataset
 from graphtag.grouping import fit_selected_groups
 from graphtag.metrics import Evaluator
 from graphtag.models import prepare_inputs
+from graphtag.recommend import holdout_mask
 from graphtag.training import TrainConfig, fit_model
 
 # Width 8: the planted groups interfere, so a selection beats one model on validation.
@@ -42,18 +44,29 @@ def _args(out, num_groups="2", *extra):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    # Candidates compared on every validation label (--holdout 0): with 600 nodes, half of them
+    # cannot tell the selection from one model. The held-out default is checked below.
     out = tmp_path_factory.mktemp("tagsel")
-    assert main(_args(out)) == 0
+    assert main(_args(out, "2", "--holdout", "0")) == 0
     return out
 
 
-def _selection_validation(selected):
-    """The CLI's recipe rebuilt: warm-started from the base model, seed 0."""
+def _selection_validation(selected, holdout=0.0):
+    """The CLI's recipe rebuilt: warm-started from the base model, seed 0.
+
+    With ``holdout``, checkpoints are chosen on the rest of the validation labels and the score
+    is measured on the held-out ones, as the CLI does.
+    """
     data = load_dataset(SPEC, seed=0)
     inputs = prepare_inputs(data, CONFIG.model_config, resolve_device("auto"))
     base = fit_model(data, inputs, None, CONFIG, seed=0).model
-    res = fit_selected_groups(data, inputs, selected, CONFIG, seed=0, init=base)
-    return data, res, Evaluator().evaluate(data.y, res.logits, data.val_mask)["macro_auc"]
+    train, held = data, data.val_mask
+    if holdout:
+        held = holdout_mask(data.y, data.val_mask, holdout, seed=0)
+        train = copy.copy(data)
+        train.val_mask = data.val_mask & ~held
+    res = fit_selected_groups(train, inputs, selected, CONFIG, seed=0, init=base)
+    return data, res, Evaluator().evaluate(data.y, res.logits, held)["macro_auc"]
 
 
 def test_selection_candidate_is_tag_network_selection_of_the_affinity(run_dir):
@@ -81,7 +94,7 @@ def test_recommended_selection_serves_each_task_by_its_best_validation_group(run
 def test_rerun_reuses_groups_and_models(run_dir):
     before = json.loads((run_dir / "report.json").read_text())
     models = {p.name: p.stat().st_mtime_ns for p in (run_dir / "models").iterdir()}
-    assert main(_args(run_dir)) == 0
+    assert main(_args(run_dir, "2", "--holdout", "0")) == 0
     after = json.loads((run_dir / "report.json").read_text())
     assert "groups" in after["reused_stages"]
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "models").iterdir()} == models
@@ -100,6 +113,7 @@ def test_auto_budgets_are_candidates_and_the_sweep_trains_them(tmp_path):
         assert c["selected_groups"] == select_groups(affinity, max_groups=k).groups
         assert c["validation"] is not None and c["predicted"] is not None
     best = max(sel, key=lambda c: c["validation"])
+    assert info["holdout"] == 0.5  # the default: scores on the held-out validation labels
     assert best["validation"] == pytest.approx(
-        float(_selection_validation(best["selected_groups"])[2]), abs=1e-12
+        float(_selection_validation(best["selected_groups"], holdout=0.5)[2]), abs=1e-12
     )
