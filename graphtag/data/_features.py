@@ -36,7 +36,7 @@ from torch import Tensor
 
 from .._utils import torch_generator
 from ..errors import GraphtagError
-from ._embedding import prone_embedding
+from ._embedding import _fix_signs, prone_embedding
 
 __all__ = [
     "CACHE_MIN_EDGES",
@@ -100,10 +100,7 @@ def structural_features(
     for _ in range(power_iters):
         q = adj @ q
         q, _ = torch.linalg.qr(q)
-    # Fix column signs deterministically and standardise.
-    sign = torch.sign(q.sum(0))
-    sign[sign == 0] = 1
-    q = q * sign
+    q = _fix_signs(q)  # deterministic column signs, then standardise
     q = (q - q.mean(0)) / q.std(0).clamp(min=1e-12)
     return q.float().contiguous()
 
