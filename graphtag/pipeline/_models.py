@@ -75,13 +75,11 @@ def one_model(run: Any, seed: int) -> nn.Module:
     """
     if seed == run.config.seed:
         return run.base_model()
-    from ..models import build_model
     from ..training import fit_model
 
     digest = hash_object({**ModelCache(run, "mtl_all", seed).key(range(run.num_tasks)), "w": 1})
     path = run.out / "models" / f"{digest[:24]}.pt"
-    config = run.config.train.for_data(run.data).model_config  # as fit_model builds it
-    model = build_model(config, run.inputs.in_channels, run.num_tasks)
+    model = run.new_model()
     if path.exists():
         try:
             model.load_state_dict(load_state_dict(path))

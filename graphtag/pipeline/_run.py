@@ -182,6 +182,16 @@ class Run:
         """The base model theta0 trained on all tasks."""
         return self.get("base")
 
+    def new_model(self) -> Any:
+        """An untrained all-task model of the run's architecture, to load saved weights into.
+
+        Built as ``fit_model`` builds it: input dropout resolved for the data.
+        """
+        from ..models import build_model
+
+        config = self.config.train.for_data(self.data).model_config
+        return build_model(config, self.inputs.in_channels, self.num_tasks)
+
     def base_logits(self) -> Any:
         """Exact logits ``[N, T]`` of the base model."""
         from ..training import predict

@@ -127,11 +127,8 @@ class BaseStage(Stage):
 
     def load(self) -> Any:
         """Rebuild the model and load its weights."""
-        from ..models import build_model
-
         run = self.run
-        config = run.config.train.for_data(run.data).model_config  # as fit_model built it
-        model = build_model(config, run.inputs.in_channels, run.num_tasks)
+        model = run.new_model()
         model.load_state_dict(load_state_dict(run.out / "base_model.pt"))
         model.to(run.device).eval()
         run.timings["base"] = load_json(run.out / "base.json")["seconds"]
