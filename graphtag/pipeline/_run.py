@@ -234,18 +234,10 @@ class Run:
         on them); otherwise ``(data, data.val_mask)``.
         """
         if self._recommend_split is None:
-            data, fraction = self.data, self.config.recommend.holdout
-            if fraction <= 0:
-                self._recommend_split = (data, data.val_mask)
-            else:
-                import copy
+            from ..recommend import holdout_split
 
-                from ..recommend import holdout_mask
-
-                held = holdout_mask(data.y, data.val_mask, fraction, seed=self.config.seed)
-                train = copy.copy(data)
-                train.val_mask = data.val_mask & ~held
-                self._recommend_split = (train, held)
+            fraction = self.config.recommend.holdout
+            self._recommend_split = holdout_split(self.data, fraction, seed=self.config.seed)
         return self._recommend_split
 
     def train_key(self) -> dict[str, Any]:

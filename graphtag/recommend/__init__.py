@@ -9,7 +9,7 @@ was chosen on.
 """
 
 from ._candidates import KINDS, Candidate, choose_candidate, single_task_default
-from ._holdout import holdout_mask
+from ._holdout import holdout_mask, holdout_split
 from ._scores import PartitionScores, ProbeScorer, SurrogateScorer, partition_key
 from ._search import improve_partition
 
@@ -21,6 +21,7 @@ __all__ = [
     "SurrogateScorer",
     "choose_candidate",
     "holdout_mask",
+    "holdout_split",
     "improve_partition",
     "partition_key",
     "single_task_default",

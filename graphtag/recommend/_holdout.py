@@ -10,13 +10,16 @@ checkpoints and the other for comparing candidates, removes that bias.
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from .._utils import torch_generator
 from ..errors import GraphtagError
 
-__all__ = ["holdout_mask"]
+__all__ = ["holdout_mask", "holdout_split"]
 
 
 def holdout_mask(y: Tensor, val_mask: Tensor, fraction: float, seed: int = 0) -> Tensor:
@@ -63,3 +66,18 @@ def holdout_mask(y: Tensor, val_mask: Tensor, fraction: float, seed: int = 0) ->
     keep = rank < torch.ceil(counts.double() * float(fraction)).long()[sorted_group]
     held[node[order[keep]], task[order[keep]]] = True
     return held
+
+
+def holdout_split(data: Any, fraction: float, seed: int = 0) -> tuple[Any, Tensor]:
+    """``(training data, comparison mask)`` of :func:`holdout_mask`'s split of ``data``.
+
+    The training data is a shallow copy of ``data`` (unchanged) whose validation mask lacks the
+    held-out labels; the comparison mask ``[N, T]`` holds them. ``fraction <= 0`` holds nothing
+    out: ``(data, data.val_mask)``.
+    """
+    if fraction <= 0:
+        return data, data.val_mask
+    held = holdout_mask(data.y, data.val_mask, fraction, seed=seed)
+    train = copy.copy(data)
+    train.val_mask = data.val_mask & ~held
+    return train, held

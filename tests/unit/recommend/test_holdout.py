@@ -10,7 +10,7 @@ from graphtag.errors import GraphtagError
 from graphtag.metrics import Evaluator
 from graphtag.models import prepare_inputs
 from graphtag.pipeline import RecommendConfig
-from graphtag.recommend import ProbeScorer, holdout_mask
+from graphtag.recommend import ProbeScorer, holdout_mask, holdout_split
 from graphtag.training import TrainConfig, fit_model, predict
 
 
@@ -69,3 +69,14 @@ def test_probe_scores_are_measured_on_the_score_mask_only():
     assert torch.allclose(torch.tensor(auc), torch.tensor(expected, dtype=torch.float64))
     full = Evaluator().evaluate(data.y, predict(base, inputs), data.val_mask)["auc"]
     assert not torch.allclose(torch.tensor(auc), torch.tensor(full, dtype=torch.float64))
+
+
+def test_holdout_split_leaves_the_data_unchanged():
+    data = load_dataset("synthetic:num_nodes=200,num_tasks=3,num_groups=1,seed=0")
+    val = data.val_mask.clone()
+    train, held = holdout_split(data, 0.5, seed=2)
+    assert torch.equal(held, holdout_mask(data.y, val, 0.5, seed=2))
+    assert torch.equal(train.val_mask, val & ~held) and torch.equal(data.val_mask, val)
+    assert train.y is data.y  # a shallow copy
+    same, mask = holdout_split(data, 0.0)
+    assert same is data and mask is data.val_mask
