@@ -110,8 +110,9 @@ def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> flo
 
     (data, held), inputs, cfg = run.recommend_split(), run.inputs, run.config.train
     logits = torch.full(tuple(data.y.shape), float("nan"))
+    no_holdout = run.config.recommend.holdout <= 0  # else the base chose on the held-out labels
     for g in groups:
-        if len(groups) == 1 and not warm and seed == run.config.seed and held is run.data.val_mask:
+        if len(groups) == 1 and not warm and seed == run.config.seed and no_holdout:
             model = run.base_model()  # no held-out labels: the base model is that model
         else:
             init = run.base_model() if warm else None
