@@ -181,21 +181,13 @@ class ProbeScorer(PartitionScores):
         return self._validation(logits, list(range(self.num_tasks)))
 
     def _score_groups(self, groups: list[Group]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from ..training import fit_model, predict
+        from ..grouping import group_model_logits  # the group models' recipe, shortened
 
         out = []
         for g in groups:
             tasks = list(g)
-            res = fit_model(
-                self.data,
-                self.inputs,
-                tasks,
-                self.config,
-                seed=self.seed,
-                init=self.base_model,
-                select="auto",
-                evaluate_init=True,
+            logits = group_model_logits(
+                self.data, self.inputs, tasks, self.config, self.seed, self.base_model
             )
-            logits = predict(res.model, self.inputs, batch_size=self.config.eval_batch_size)
             out.append(self._validation(logits, tasks))
         return out
