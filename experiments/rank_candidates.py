@@ -105,21 +105,20 @@ def trained_auc(run: Any, groups: list[list[int]], warm: bool, seed: int) -> flo
     """
     import torch
 
+    from graphtag.grouping import group_model_logits
     from graphtag.metrics import Evaluator
-    from graphtag.training import fit_model, predict
+    from graphtag.training import predict
 
     (data, held), inputs, cfg = run.recommend_split(), run.inputs, run.config.train
     logits = torch.full(tuple(data.y.shape), float("nan"))
     no_holdout = run.config.recommend.holdout <= 0  # else the base chose on the held-out labels
     for g in groups:
         if len(groups) == 1 and not warm and seed == run.config.seed and no_holdout:
-            model = run.base_model()  # no held-out labels: the base model is that model
+            base = run.base_model()  # no held-out labels: the base model is that model
+            logits[:, g] = predict(base, inputs, batch_size=cfg.eval_batch_size)
         else:
             init = run.base_model() if warm else None
-            model = fit_model(
-                data, inputs, g, cfg, seed=seed, init=init, select="auto", evaluate_init=warm
-            ).model
-        logits[:, g] = predict(model, inputs, batch_size=cfg.eval_batch_size)
+            logits[:, g] = group_model_logits(data, inputs, g, cfg, seed, init)
     return float(Evaluator().evaluate(data.y, logits, held)["macro_auc"])
 
 
