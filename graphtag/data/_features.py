@@ -9,7 +9,9 @@ dataset spec and the ``features`` argument of :func:`~graphtag.data.build_multil
 * ``given+METHOD``: attributes and embedding concatenated, every column standardised (so the
   parts weigh alike whatever their scales);
 * ``auto`` (the default): :data:`DEFAULT_EMBEDDING` without attributes, ``given+`` that
-  embedding with them (``experiments/README.md``, "Node features", has the evidence).
+  embedding with them (``experiments/README.md``, "Node features", has the evidence). The
+  embedding alone is wider (ProNE: 128 columns) than beside attributes (64), where a wide
+  embedding would outweigh the attributes.
 
 ``data.meta["features"]`` records the resolved recipe (method, width, seed, version and
 parameters of the embedding), so a cache or stage key holding it changes with the features.
@@ -112,7 +114,8 @@ class EmbeddingMethod:
     Attributes:
         name: Registry key (the ``features=`` value).
         compute: ``compute(edge_index, num_nodes, dim, seed, **params) -> [N, d]`` float32.
-        dim: Default width.
+        dim: Default width of the embedding alone.
+        dim_with_attributes: Default width beside node attributes (``given+NAME``).
         version: Bumped whenever the output for the same inputs changes (invalidates caches).
         params: Fixed keyword arguments of ``compute``, recorded in ``meta["features"]``.
         description: One line for documentation and reports.
@@ -121,6 +124,7 @@ class EmbeddingMethod:
     name: str
     compute: Callable[..., Tensor]
     dim: int
+    dim_with_attributes: int
     version: int
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -131,7 +135,8 @@ EMBEDDINGS: dict[str, EmbeddingMethod] = {
     "prone": EmbeddingMethod(
         "prone",
         prone_embedding,
-        dim=64,
+        dim=128,
+        dim_with_attributes=64,
         version=1,
         params={"order": 10, "mu": 0.2, "theta": 0.5, "power_iters": 5},
         description="ProNE: sparse matrix factorisation and spectral propagation",
@@ -140,6 +145,7 @@ EMBEDDINGS: dict[str, EmbeddingMethod] = {
         "structural",
         structural_features,
         dim=64,
+        dim_with_attributes=64,
         version=1,
         params={"power_iters": 3},
         description="randomized range finder on the normalised adjacency",
@@ -240,7 +246,8 @@ def node_features(
         num_nodes: Number of nodes ``N``.
         features: ``auto``, ``given``, an embedding name or ``given+NAME``.
         given: Optional node attributes ``[N, F]``.
-        dim: Embedding width (default: the method's).
+        dim: Embedding width (default: the method's ``dim``, or its ``dim_with_attributes``
+            beside attributes).
         seed: Seed of the embedding.
         cache: Cache the embedding (``None``: when ``E >= CACHE_MIN_EDGES``).
 
@@ -275,7 +282,8 @@ def node_features(
         parts.append(given.float() if name is None else _standardize(given))
     if name is not None:
         method = EMBEDDINGS[name]
-        width = method.dim if dim is None else int(dim)
+        default = method.dim_with_attributes if use_given else method.dim
+        width = default if dim is None else int(dim)
         emb = _embedding(method, edge_index, num_nodes, width, int(seed), cache)
         parts.append(_standardize(emb))
         record.update(

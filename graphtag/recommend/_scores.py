@@ -131,15 +131,16 @@ class ProbeScorer(PartitionScores):
     """Partition scores measured after a short fine-tune of the base model per group.
 
     Each group's model starts from the base model (its body and the group's output rows) and
-    trains ``epochs`` epochs with the run's recipe; the best of the start and those epochs on
-    the group's mean validation ROC-AUC is kept, and its per-task validation loss and ROC-AUC
-    are the group's scores.
+    trains ``epochs`` epochs with the run's recipe without weight averaging (an average over
+    two epochs would be nearly the first epoch's weights); the best of the start and those
+    epochs on the group's mean validation ROC-AUC is kept, and its per-task validation loss and
+    ROC-AUC are the group's scores.
 
     Args:
         data: The multi-label graph.
         inputs: Its prepared inputs.
         base: The base model (one output per task).
-        config: The training recipe (``epochs`` and ``patience`` are replaced).
+        config: The training recipe (``epochs``, ``patience`` and ``ema_decay`` are replaced).
         epochs: Epochs of each probe.
         seed: Seed of the probes.
         score_mask: ``[N, T]`` bool labels the scores are measured on (default
@@ -163,7 +164,7 @@ class ProbeScorer(PartitionScores):
         super().__init__(int(data.y.size(1)))
         self.data, self.inputs, self.base_model, self.seed = data, inputs, base, seed
         self.score_mask = data.val_mask if score_mask is None else score_mask
-        self.config = replace(config, epochs=epochs, patience=epochs)
+        self.config = replace(config, epochs=epochs, patience=epochs, ema_decay=0.0)
 
     def _validation(self, logits: Any, tasks: list[int]) -> tuple[np.ndarray, np.ndarray]:
         from ..metrics import Evaluator

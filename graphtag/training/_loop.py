@@ -380,6 +380,34 @@ class _Best:
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+class _WeightAverage:
+    """Exponential moving average of a model's weights, updated once per epoch.
+
+    After the first update the average is the model's weights; after each later one it is
+    ``decay * average + (1 - decay) * weights`` (floating tensors; other buffers are copied).
+    With ``decay == 0`` :attr:`module` is the model itself and nothing is averaged.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.module = model if self.decay == 0.0 else copy.deepcopy(model)
+        self.updates = 0
+
+    def update(self, model: nn.Module) -> None:
+        """Fold the model's current weights into the average."""
+        if self.module is model:
+            return
+        weight = 1.0 if self.updates == 0 else 1.0 - self.decay
+        with torch.no_grad():
+            mine = self.module.state_dict()
+            for key, value in model.state_dict().items():
+                if value.is_floating_point():
+                    mine[key].lerp_(value, weight)
+                else:
+                    mine[key].copy_(value)
+        self.updates += 1
+
+
 @dataclass
 class _EpochContext:
     """What one epoch of :func:`fit_model` trains and validates on."""
@@ -548,6 +576,7 @@ def fit_model(
         optimizer = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+        average = _WeightAverage(model, config.ema_decay)  # what is validated and returned
         best = _Best(select, start, {k: v.detach().clone() for k, v in model.state_dict().items()})
         bar = tqdm(
             range(1, config.epochs + 1), disable=not progress, desc="fit_model", unit="epoch"
@@ -557,13 +586,15 @@ def fit_model(
             best.record(model, 0, math.nan, *ctx.validate(model, optimizer, 0))
         for epoch in bar:
             train_loss = ctx.train_epoch(model, optimizer, seed, epoch)
+            average.update(model)
             if epoch % config.eval_every and epoch != config.epochs:
                 continue
-            val_loss, val_auc = ctx.validate(model, optimizer, epoch)
-            best.record(model, epoch, train_loss, val_loss, val_auc)
+            val_loss, val_auc = ctx.validate(average.module, optimizer, epoch)
+            best.record(average.module, epoch, train_loss, val_loss, val_auc)
             bar.set_postfix(val_auc=f"{val_auc:.4f}", val_loss=f"{val_loss:.4f}")
             if epoch - best.epoch >= config.patience:
                 break
+    model = average.module
     model.load_state_dict(best.state)
     model.eval()
     return TrainResult(

@@ -1,5 +1,6 @@
 """The wheel ships the embedded datasets: build it, install it in a fresh venv, load blogcatalog."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -37,14 +38,28 @@ def test_wheel_contains_data_and_loads_blogcatalog(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--force-reinstall",
+            str(wheel),
+        ],
+        check=True,
     )
     code = (
         "import graphtag, sys; from graphtag.data import load_dataset;"
         "d = load_dataset('blogcatalog');"
         "print(graphtag.__file__); print(tuple(d.y.shape), d.edge_index.size(1) // 2)"
     )
-    out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not the source tree
+    out = subprocess.run(
+        [str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     where, shape = out.stdout.strip().splitlines()
     assert str(venv) in where  # the installed wheel, not the source tree

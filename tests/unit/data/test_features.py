@@ -30,8 +30,8 @@ def _standardized(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_auto_without_attributes_is_the_standardised_default_embedding():
-    ei = _graph(100, 400)
-    x, record = node_features(ei, 100, seed=3)
+    ei = _graph(200, 800)  # more nodes than the default width (the width is capped at N)
+    x, record = node_features(ei, 200, seed=3)
     assert record == {
         "recipe": "prone",
         "method": "prone",
@@ -43,7 +43,7 @@ def test_auto_without_attributes_is_the_standardised_default_embedding():
         "num_features": EMBEDDINGS["prone"].dim,
     }
     params = EMBEDDINGS["prone"].params
-    want = _standardized(prone_embedding(ei, 100, EMBEDDINGS["prone"].dim, 3, **params))
+    want = _standardized(prone_embedding(ei, 200, EMBEDDINGS["prone"].dim, 3, **params))
     torch.testing.assert_close(x, want)
 
 

@@ -196,3 +196,38 @@ def test_warm_start_trains_with_the_recipes_dropout_not_the_inits(data):
     assert b.input_dropout.p == 0.5 and plain.input_dropout.p == 0.0  # the init is untouched
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.7])
+def test_weight_average_is_validated_selected_and_returned(data, decay):
+    """The returned model is the per-epoch EMA of the trained weights at the best epoch."""
+    config = dataclasses.replace(SMALL, epochs=6, patience=6, batch_size=256, ema_decay=decay)
+    inputs = prepare_inputs(data, config.model_config, "cpu")
+    weights: list[dict[str, torch.Tensor]] = []  # one step per epoch: the weights after each
+
+    def record(model, *_):
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    result = fit_model(data, inputs, [0, 1], config, seed=0, step_callback=record)
+    assert len(weights) == 6
+    averages, avg = [], None
+    for w in weights:  # the reference average, written out
+        avg = w if avg is None else {k: decay * avg[k] + (1 - decay) * w[k] for k in w}
+        averages.append(avg)
+    want = averages[result.best_epoch - 1]
+    for key, value in result.model.state_dict().items():
+        torch.testing.assert_close(value, want[key], rtol=1e-5, atol=1e-6)
+    # Every epoch's validation AUC is the average's, not the trained weights'.
+    ref = build_model(config.model_config, 4, 2)
+    for epoch, avg in enumerate(averages, start=1):
+        ref.load_state_dict(avg)
+        val = roc_auc_scores(data.y[:, [0, 1]], predict(ref, inputs), data.val_mask[:, [0, 1]])
+        assert result.history[epoch - 1]["val_auc"] == pytest.approx(float(val.mean()), abs=1e-6)
+    if decay:  # the averages differ from the weights, so the check above could fail
+        assert not torch.allclose(averages[-1]["head.weight"], weights[-1]["head.weight"])
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
+def test_ema_decay_outside_unit_interval_is_refused(decay):
+    with pytest.raises(GraphtagError, match=r"ema_decay must lie in \[0, 1\)"):
+        TrainConfig(ema_decay=decay)
