@@ -11,7 +11,8 @@ For each seed ``s`` in ``--seeds`` the dataset is loaded once, ``load_dataset(SP
   training time of the first seed fits ``--single-task-budget`` seconds);
 * ``LR: <embedding>``: one logistic regression per task on a node embedding of the graph alone
   (``--embedding``, default ProNE at the textbook width ``--embedding-dim 128``, seed ``s``);
-* ``LR: graphtag x``: the same on the all-in-one model's input features;
+* ``LR: graphtag x``: the same on the all-in-one model's input features (left out when they
+  are the embedding of the row above, as on graphs without attributes by default);
 * ``LR: node attributes``: the same on the source's attributes (graphs that have them).
 
 Logistic regression: L2-regularised, one model per task (bias unpenalised, columns
@@ -200,7 +201,9 @@ def run_seed(spec: str, seed: int, args: argparse.Namespace, single: bool) -> di
     )
     embed_seconds = time.perf_counter() - start
     feats = {f"LR: {args.embedding}-{record['dim']} embedding": emb}
-    if data.meta["features"]["recipe"] != "given":  # else the same as the attributes row
+    record_x = data.meta["features"]
+    same_as_embedding = record_x["recipe"] == args.embedding and record_x["dim"] == record["dim"]
+    if record_x["recipe"] != "given" and not same_as_embedding:  # else a row above or below
         feats["LR: graphtag x"] = data.x
     if "given_dim" in data.meta["features"]:
         feats["LR: node attributes"] = load_dataset(_given_spec(spec), seed=seed).x
