@@ -7,8 +7,12 @@ proportional to Pareto weights of shape ``--degree-shape``, a Chung-Lu graph), c
 method runs in a fresh Python process (so its peak RSS is its own), with ``--threads`` torch
 threads, on the same edges:
 
-* ``prone``: :func:`graphtag.data.prone_embedding` at ``--dim`` (the default recipe's width);
-* ``structural``: :func:`graphtag.data.structural_features` at ``--dim`` (the previous default).
+* ``prone``: :func:`graphtag.data.prone_embedding` (the default recipe of graphs without
+  attributes, at its width: ``EMBEDDINGS["prone"].dim``);
+* ``structural``: :func:`graphtag.data.structural_features` (the previous default, at its
+  width ``EMBEDDINGS["structural"].dim``).
+
+``--dim`` runs both at one width instead.
 
 Each child reports the wall seconds and CPU seconds of the call, its peak RSS (``ru_maxrss``)
 and its RSS before the call (interpreter, torch and the loaded edges). The last line is the
@@ -37,7 +41,7 @@ import torch
 
 from graphtag._utils import git_revision, numpy_generator, versions
 from graphtag.artifacts import save_json
-from graphtag.data import clean_edges
+from graphtag.data import EMBEDDINGS, clean_edges
 
 SMOKE = {"num_nodes": 2_000, "num_edges": 20_000, "dim": 16}
 METHODS = ("prone", "structural")
@@ -65,7 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num-nodes", type=int, default=100_000)
     p.add_argument("--num-edges", type=int, default=2_000_000, help="distinct undirected edges")
     p.add_argument("--degree-shape", type=float, default=2.5, help="Pareto shape of the weights")
-    p.add_argument("--dim", type=int, default=64, help="embedding width of both methods")
+    p.add_argument(
+        "--dim", type=int, default=None, help="width of both methods (default: each its own)"
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads of each child")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default=",".join(METHODS))
@@ -103,9 +109,13 @@ def make_graph(num_nodes: int, num_edges: int, shape: float, seed: int) -> torch
     return edge_index
 
 
+def _width(method: str, args: argparse.Namespace) -> int:
+    return EMBEDDINGS[method].dim if args.dim is None else int(args.dim)
+
+
 def run_child(method: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, "-c", _CHILD, method, str(path), str(args.threads)]
-    cmd += [str(args.num_nodes), str(args.dim)]
+    cmd += [str(args.num_nodes), str(_width(method, args))]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), *sys.path])))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -142,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         np.save(path, edge_index.numpy())
         del edge_index, degree
         for method in args.methods:
-            results[method] = run_child(method, path, args)
+            results[method] = {"dim": _width(method, args), **run_child(method, path, args)}
             print(json.dumps({"method": method, **results[method]}), flush=True)
     result = {**meta, "graph": graph, "methods": results}
     if len(results) == 2:
@@ -151,8 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["ratio_peak_rss"] = p["peak_rss_gib"] / s["peak_rss_gib"]
         result["headline"] = (
             f"headline: {args.num_nodes:,} nodes, {graph['num_undirected_edges']:,} edges, "
-            f"dim {args.dim}, {args.threads} threads: ProNE {p['seconds']:.1f} s / "
-            f"{p['peak_rss_gib']:.2f} GiB peak RSS, structural {s['seconds']:.1f} s / "
+            f"{args.threads} threads: ProNE-{p['dim']} {p['seconds']:.1f} s / "
+            f"{p['peak_rss_gib']:.2f} GiB peak RSS, structural-{s['dim']} {s['seconds']:.1f} s / "
             f"{s['peak_rss_gib']:.2f} GiB; ProNE / structural {result['ratio_seconds']:.2f}x "
             f"time, {result['ratio_peak_rss']:.2f}x peak RSS"
         )

@@ -22,13 +22,13 @@ def test_bench_embedding_smoke(
     assert result["graph"]["num_undirected_edges"] == 20_000
     for method in module.METHODS:
         row = result["methods"][method]
-        assert row["shape"] == [2_000, 16] and row["finite"]
+        assert row["shape"] == [2_000, 16] and row["finite"] and row["dim"] == 16
         assert row["seconds"] > 0 and row["peak_rss_kib"] >= row["rss_before_kib"] > 0
     p, s = result["methods"]["prone"], result["methods"]["structural"]
     assert result["ratio_seconds"] == pytest.approx(p["seconds"] / s["seconds"])
     assert re.fullmatch(
-        r"headline: 2,000 nodes, 20,000 edges, dim 16, 2 threads: ProNE [\d.]+ s / [\d.]+ GiB "
-        r"peak RSS, structural [\d.]+ s / [\d.]+ GiB; ProNE / structural [\d.]+x time, "
+        r"headline: 2,000 nodes, 20,000 edges, 2 threads: ProNE-16 [\d.]+ s / [\d.]+ GiB "
+        r"peak RSS, structural-16 [\d.]+ s / [\d.]+ GiB; ProNE / structural [\d.]+x time, "
         r"[\d.]+x peak RSS",
         lines[-1],
     )
@@ -46,3 +46,10 @@ def test_make_graph_has_exactly_the_asked_edges(load_experiment, num_nodes, num_
     assert torch.equal(ei, module.make_graph(num_nodes, num_edges, shape=2.5, seed=1))
     degree = torch.bincount(ei[0], minlength=num_nodes).float()
     assert degree.max() > (3 if num_nodes >= 1_000 else 2) * degree.mean()  # heavy-tailed
+
+
+def test_each_method_runs_at_its_own_default_width(load_experiment):
+    module = load_experiment("bench_embedding")
+    args = module.parse_args(["--num-nodes", "100", "--num-edges", "300"])
+    assert module._width("prone", args) == module.EMBEDDINGS["prone"].dim == 128
+    assert module._width("structural", args) == module.EMBEDDINGS["structural"].dim == 64
