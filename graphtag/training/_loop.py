@@ -30,8 +30,9 @@ class TrainResult:
     """Outcome of :func:`fit_model`.
 
     Attributes:
-        model: The best checkpoint (by the selection metric), in eval mode, on the inputs'
-            device, with one output per trained task (in the order of ``tasks``).
+        model: The best checkpoint of the weight average (by the selection metric), in eval
+            mode, on the inputs' device, with one output per trained task (in the order of
+            ``tasks``).
         best_epoch: 1-based epoch of the best checkpoint (0: the initial model, with
             ``evaluate_init``).
         best_val: Its selection value: mean validation ROC-AUC (``select="auc"``) or mean
@@ -491,7 +492,9 @@ def fit_model(
 
     Loss: masked BCE, the mean over the labelled (node, task) pairs of each batch, with only the
     training labels of ``tasks``. Training seeds are the nodes with a training label in any of
-    ``tasks``. After every ``eval_every`` epochs the model is evaluated exactly on the nodes with
+    ``tasks``. After every epoch the weights are folded into an exponential moving average
+    (``config.ema_decay``; the first epoch's weights start it, ``0`` keeps the weights as they
+    are). After every ``eval_every`` epochs that average is evaluated exactly on the nodes with
     a validation label; the checkpoint with the best mean validation ROC-AUC over ``tasks``
     (``select="auc"``; tasks without both classes in validation are left out) or mean
     validation BCE (``select="loss"``) is kept, and training stops after ``patience`` epochs
