@@ -11,11 +11,13 @@ __all__ = ["COMMANDS", "estimator_config", "recommend_config", "run_config", "ru
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    """The training recipe: ``--model``, ``--device``, ``--epochs``, ``--hidden-channels``."""
+    """The training recipe: ``--model``, ``--device`` and the overrides of its fields."""
     from ..training import TrainConfig
 
     cfg = TrainConfig(model=args.model, device=args.device)
-    changes = {"epochs": args.epochs, "hidden_channels": args.hidden_channels}
+    changes = {
+        key: getattr(args, key, None) for key in ("epochs", "hidden_channels", "lr", "ema_decay")
+    }
     return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
 
 

@@ -61,7 +61,17 @@ def _nonneg_int(text: str) -> int:
     return _int_flag(text, 0, MAX_SEED, "an integer >= 0")
 
 
-def _holdout(text: str) -> float:
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -138,7 +148,7 @@ def _add_recommend_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--holdout",
-        type=_holdout,
+        type=_unit_interval,
         default=None,
         help="share of each task's validation labels kept from checkpoint selection to compare "
         f"candidates on, in [0, 1) ({rc.holdout:g}; 0: compare on the selecting labels)",
@@ -187,6 +197,13 @@ def _add_common(p: argparse.ArgumentParser, *, out_required: bool = True) -> Non
     p.add_argument("--model", **_choices(MODEL_NAMES, "base GNN", "sign"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--epochs", type=_positive_int, default=None, help="override training epochs")
+    p.add_argument("--lr", type=_positive_float, default=None, help="override Adam's learning rate")
+    p.add_argument(
+        "--ema-decay",
+        type=_unit_interval,
+        default=None,
+        help="override the per-epoch decay of the weight average (0: no averaging)",
+    )
     p.add_argument(
         "--hidden-channels", type=_positive_int, default=None, help="override the hidden width"
     )

@@ -713,6 +713,8 @@ if not torch.cuda.is_available():
 
 #: Flags whose bad values are checked elsewhere in this file (or that take no value).
 OTHER_FLAGS = {
+    "--lr",
+    "--ema-decay",
     "--confirm",
     "--holdout",
     "--dataset",
@@ -814,6 +816,27 @@ def _parse_cases() -> list:
                 [*COMMANDS["run"], "--confirm", value], pattern, id=f"flag/--confirm {value!r}"
             )
         )
+    for command in COMMANDS:
+        for value in ["0", "-0.01", "fast", "", "nan", "inf"]:
+            pattern = rf"{command}: argument --lr: expected a positive number, got '{value}'"
+            cases.append(
+                pytest.param(
+                    [*COMMANDS[command], "--lr", value],
+                    pattern,
+                    id=f"flag/{command} --lr {value!r}",
+                )
+            )
+        for value in ["1", "-0.1", "slow", "", "nan"]:
+            pattern = (
+                rf"{command}: argument --ema-decay: expected a number in \[0, 1\), got '{value}'"
+            )
+            cases.append(
+                pytest.param(
+                    [*COMMANDS[command], "--ema-decay", value],
+                    pattern,
+                    id=f"flag/{command} --ema-decay {value!r}",
+                )
+            )
     for value in ["1", "-0.1", "half", "", "nan", "inf"]:
         pattern = rf"run: argument --holdout: expected a number in \[0, 1\), got '{value}'"
         cases.append(

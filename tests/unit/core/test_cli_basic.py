@@ -32,3 +32,18 @@ def test_import_graphtag_does_not_import_heavy_optional_modules():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "run", "check-estimator"])
+def test_recipe_flags_reach_the_train_config(command):
+    from graphtag.cli import build_parser
+    from graphtag.cli._commands import _train_config
+    from graphtag.training import TrainConfig
+
+    parser = build_parser()
+    extra = ["--num-subsets", "2"] if command == "check-estimator" else []
+    args = parser.parse_args([command, "--out", "o", *extra, "--lr", "0.005", "--ema-decay", "0"])
+    config = _train_config(args)
+    assert (config.lr, config.ema_decay) == (0.005, 0.0)
+    defaults = _train_config(parser.parse_args([command, "--out", "o", *extra]))
+    assert (defaults.lr, defaults.ema_decay) == (TrainConfig.lr, TrainConfig.ema_decay)
