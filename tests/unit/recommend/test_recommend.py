@@ -70,6 +70,10 @@ def test_probe_scores_never_below_the_base_model_on_validation():
     inputs = prepare_inputs(data, config.model_config, "cpu")
     base = fit_model(data, inputs, None, config, seed=0).model
     probe = ProbeScorer(data, inputs, base, config, epochs=2)
+    # A probe is the recipe's first epochs without the weight average (whose two-epoch average
+    # would be nearly the first epoch's weights).
+    assert config.ema_decay > 0 and probe.config.ema_decay == 0.0
+    assert (probe.config.epochs, probe.config.patience) == (2, 2)
     _, base_auc = probe.base()
     for part in ([[0, 1, 2, 3]], [[0, 1], [2, 3]], [[0], [1], [2], [3]]):
         _, auc = probe.per_task(part)
