@@ -89,20 +89,14 @@ class GradTAGMethod(AffinityMethod):
 
     @classmethod
     def from_config(cls, config: Any) -> GradTAGMethod:
-        """The method with a :class:`~graphtag.pipeline.RunConfig`'s estimator settings."""
-        est = config.estimator
-        return cls(
-            projection_dim=est.projection_dim,
-            block=est.block,
-            max_task_rows=est.max_task_rows,
-            val_fraction=est.val_fraction,
-            num_subsets=est.num_subsets,
-            subset_size=est.subset_size,
-            min_pair_count=est.min_pair_count,
-            l2=est.l2,
-            loss=est.loss,
-            seed=config.seed,
-        )
+        """The method with a :class:`~graphtag.pipeline.RunConfig`'s estimator settings.
+
+        Its parameters are exactly :class:`~graphtag.pipeline.EstimatorConfig`'s fields and
+        ``seed``, so every estimator setting reaches the method.
+        """
+        from dataclasses import asdict
+
+        return cls(**asdict(config.estimator), seed=config.seed)
 
     def cache_key(self) -> dict[str, Any]:
         """Name, hyperparameters and the rules that resolve ``l2=None`` and the subset plan."""
