@@ -214,8 +214,11 @@ def _checkpointed_seconds(
     return float(sum(found.values()))
 
 
-def _estimates(run: Run, subsets: list[tuple[int, ...]]) -> dict[str, Any]:
-    """Grad-TAG's estimated losses of ``subsets`` with the run's estimator settings, timed."""
+def _estimates(run: Run, subsets: list[tuple[int, ...]], l2: float | None = None) -> dict[str, Any]:
+    """Grad-TAG's estimated losses of ``subsets`` with the run's estimator settings, timed.
+
+    ``l2`` (absolute) replaces the settings' ridge (``experiments/ridge_check.py`` scans it).
+    """
     from ..estimation import (
         base_losses,
         estimate_losses,
@@ -226,7 +229,9 @@ def _estimates(run: Run, subsets: list[tuple[int, ...]]) -> dict[str, Any]:
 
     feats = run.features()
     est_cfg = run.config.estimator
-    if est_cfg.l2 is None:
+    if l2 is not None:
+        l2_relative = False
+    elif est_cfg.l2 is None:
         l2, l2_relative = matched_ridge(), False
     else:
         l2, l2_relative = float(est_cfg.l2), True

@@ -24,3 +24,10 @@ def test_scale_one_reproduces_check_estimator(load_experiment, tmp_path: Path):
         assert one[key] == pytest.approx(report[key], rel=1e-6, abs=1e-9), key
     # Another ridge gives other estimates, so the comparison above could have failed.
     assert rows[0]["relative_error"] != pytest.approx(one["relative_error"])
+
+
+def test_a_folder_without_a_check_is_refused(load_experiment, tmp_path: Path, capsys):
+    module = load_experiment("ridge_check")
+    with pytest.raises(SystemExit):
+        module.main(["--out", str(tmp_path / "none"), "--dataset", "synthetic"])
+    assert "estimator.json is missing: run `graphtag check-estimator" in capsys.readouterr().err
