@@ -700,6 +700,11 @@ RUN_CHOICES = {
 CHECK_CHOICES = {"--reference": ["adam", "GD", ""], "--executor": ["foo", ""]}
 BAD_NUM_GROUPS = ["0", "-1", "x", "1.5", "AUTO", "", "9" * 25]
 BAD_MAX_TASK_ROWS = ["0", "-5", "ALL", "1e4", "", "none"]
+#: Number flags of the training recipe: bad values and the expected-value phrase.
+RECIPE_NUMBERS = {
+    "--lr": (["0", "-0.01", "fast", "", "nan", "inf"], "a positive number"),
+    "--ema-decay": (["1", "-0.1", "slow", "", "nan"], r"a number in \[0, 1\)"),
+}
 BAD_MAX_GROUPS = ["1", "0", "-2", "six", "2.5", "", "auto"]
 BAD_DEVICES = [
     ("tpu", r"unknown device 'tpu'; use 'auto', 'cpu' or 'cuda\[:N\]'"),
@@ -817,26 +822,16 @@ def _parse_cases() -> list:
             )
         )
     for command in COMMANDS:
-        for value in ["0", "-0.01", "fast", "", "nan", "inf"]:
-            pattern = rf"{command}: argument --lr: expected a positive number, got '{value}'"
-            cases.append(
-                pytest.param(
-                    [*COMMANDS[command], "--lr", value],
-                    pattern,
-                    id=f"flag/{command} --lr {value!r}",
+        for flag, (values, expected) in RECIPE_NUMBERS.items():
+            for value in values:
+                pattern = rf"{command}: argument {flag}: expected {expected}, got '{value}'"
+                cases.append(
+                    pytest.param(
+                        [*COMMANDS[command], flag, value],
+                        pattern,
+                        id=f"flag/{command} {flag} {value!r}",
+                    )
                 )
-            )
-        for value in ["1", "-0.1", "slow", "", "nan"]:
-            pattern = (
-                rf"{command}: argument --ema-decay: expected a number in \[0, 1\), got '{value}'"
-            )
-            cases.append(
-                pytest.param(
-                    [*COMMANDS[command], "--ema-decay", value],
-                    pattern,
-                    id=f"flag/{command} --ema-decay {value!r}",
-                )
-            )
     for value in ["1", "-0.1", "half", "", "nan", "inf"]:
         pattern = rf"run: argument --holdout: expected a number in \[0, 1\), got '{value}'"
         cases.append(
