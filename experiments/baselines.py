@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from graphtag._utils import git_revision, versions
+from graphtag._utils import experiment_header
 from graphtag.artifacts import save_json
 from graphtag.data import EMBEDDINGS, load_dataset, node_features, parse_spec
 from graphtag.grouping import evaluate_logits
@@ -257,13 +257,7 @@ def table(summary: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     config = _train_config(args)
-    meta = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "train_config": dataclasses.asdict(config),
-        "versions": versions(),
-        "git_sha": git_revision(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    meta = experiment_header(args, train_config=dataclasses.asdict(config))
     print(json.dumps(meta), flush=True)
     per_seed: list[dict[str, Any]] = []
     single = args.single_task == "on"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphtag._utils import git_revision, numpy_generator, versions
+from graphtag._utils import experiment_header, numpy_generator
 from graphtag.artifacts import save_json
 from graphtag.data import EMBEDDINGS, clean_edges
 
@@ -128,12 +128,7 @@ def run_child(method: str, path: Path, args: argparse.Namespace) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    meta = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "versions": versions(),
-        "git_sha": git_revision(),
-        "cpu_count": os.cpu_count(),
-    }
+    meta = experiment_header(args, cpu_count=os.cpu_count())
     print(json.dumps(meta), flush=True)
     start = time.perf_counter()
     edge_index = make_graph(args.num_nodes, args.num_edges, args.degree_shape, args.seed)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from graphtag._utils import git_revision, torch_generator, versions
+from graphtag._utils import experiment_header, torch_generator
 from graphtag.artifacts import save_json
 from graphtag.data import build_multilabel_graph
 from graphtag.gradients import (
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = torch.device(args.device)
     task_counts = [int(t) for t in args.tasks.split(",")]
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_revision()}
-    meta["torch_threads"] = torch.get_num_threads()
+    meta = experiment_header(args)
     print(json.dumps(meta))
     data = random_graph(args, max(task_counts))
     inputs = prepare_inputs(data, ModelConfig("sign", args.hidden, num_hops=args.num_hops), device)

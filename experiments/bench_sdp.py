@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphtag._utils import git_revision, numpy_generator, versions
+from graphtag._utils import experiment_header, numpy_generator
 from graphtag.artifacts import save_json
 from graphtag.clustering import round_to_groups, solve_sdp
 from graphtag.clustering._lowrank import solve_sdp_admm
@@ -111,9 +111,7 @@ def run_admm(A: np.ndarray, k: int, args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_revision()}
-    meta["torch_threads"] = torch.get_num_threads()
+    meta = experiment_header(args)
     print(json.dumps(meta))
     warm, _ = make_affinity(12, args)
     if any(t <= args.cvxpy_max_tasks for t in sizes):

@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphtag._utils import git_revision, numpy_generator, versions
+from graphtag._utils import experiment_header, numpy_generator
 from graphtag.artifacts import save_json
 from graphtag.estimation import (
     DEFAULT_L2,
@@ -333,9 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    meta = {"config": config, "versions": versions(), "git_sha": git_revision(),
-            "torch_threads": torch.get_num_threads()}  # fmt: skip
+    meta = experiment_header(args)
     print(json.dumps(meta))
     if args.l2_check is not None:
         result = {**meta, **l2_check(args)}

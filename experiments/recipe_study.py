@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from graphtag._utils import git_revision, versions
+from graphtag._utils import experiment_header
 from graphtag.artifacts import save_json
 from graphtag.data import load_dataset
 from graphtag.grouping import evaluate_logits
@@ -107,12 +105,7 @@ def table(names: list[str], summaries: list[dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    meta = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "versions": versions(),
-        "git_sha": git_revision(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    meta = experiment_header(args)
     print(json.dumps(meta), flush=True)
     names = [json.dumps(v, sort_keys=True) if v else "default" for v in args.variants]
     per_variant: list[list[dict[str, Any]]] = [[] for _ in args.variants]

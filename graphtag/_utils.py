@@ -6,6 +6,7 @@ import hashlib
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +75,22 @@ def git_revision(path: str | Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
+
+
+def experiment_header(flags: Any, **extra: Any) -> dict[str, Any]:
+    """Provenance of an experiment run, printed and saved with its results.
+
+    ``{"config": flags (an ``argparse.Namespace``; paths as strings), "versions":
+    :func:`versions`, "git_sha": :func:`git_revision`, "torch_threads": ..., **extra}``.
+    """
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(flags).items()}
+    return {
+        "config": config,
+        "versions": versions(),
+        "git_sha": git_revision(),
+        "torch_threads": torch.get_num_threads(),
+        **extra,
+    }
 
 
 def versions() -> dict[str, str]:
